@@ -1,0 +1,174 @@
+package blobs
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	stdgzip "compress/gzip"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Type is a layer compression algorithm.
+type Type string
+
+// The compression types lade writes.
+const (
+	Uncompressed Type = "uncompressed"
+	// Gzip is lade's default: parallel gzip in fixed 1 MiB blocks, so the
+	// bytes are the same for any number of cores or workers.
+	Gzip Type = "gzip"
+	// GzipCompat is Go's single-threaded compress/gzip, byte-identical to
+	// stock BuildKit's gzip at the same level. Its media type is gzip's.
+	GzipCompat Type = "gzip-compat"
+	// Zstd is klauspost zstd.
+	Zstd Type = "zstd"
+)
+
+// Types lists the accepted compression types.
+var Types = []Type{Uncompressed, Gzip, GzipCompat, Zstd}
+
+// ParseType parses a compression name, accepting "none" for uncompressed.
+func ParseType(s string) (Type, error) {
+	t := Type(strings.ToLower(strings.TrimSpace(s)))
+	if t == "none" {
+		t = Uncompressed
+	}
+	if slices.Contains(Types, t) {
+		return t, nil
+	}
+	return "", fmt.Errorf("unknown compression %q: use one of uncompressed, gzip, gzip-compat, zstd", s)
+}
+
+// Compression is a compression type and level. The zero Level means the
+// type's default.
+type Compression struct {
+	Type  Type
+	Level *int
+}
+
+// String renders the compression as "type" or "type:level".
+func (c Compression) String() string {
+	if c.Level == nil {
+		return string(c.Type)
+	}
+	return fmt.Sprintf("%s:%d", c.Type, *c.Level)
+}
+
+// DefaultCompression is lade's default: parallel gzip at its default level.
+var DefaultCompression = Compression{Type: Gzip}
+
+// LevelRange returns the accepted levels of t and its default.
+func (t Type) LevelRange() (min, max, def int) {
+	switch t {
+	case Gzip, GzipCompat:
+		return 0, 9, 6
+	case Zstd:
+		// zstd levels as in the zstd CLI; klauspost maps them onto its four
+		// encoder speeds (1, 2-5, 6-9, 10+).
+		return 1, 22, 3
+	default:
+		return 0, 0, 0
+	}
+}
+
+// EffectiveLevel returns the level used: Level, or the type's default.
+func (c Compression) EffectiveLevel() int {
+	if c.Level != nil {
+		return *c.Level
+	}
+	_, _, def := c.Type.LevelRange()
+	return def
+}
+
+// Validate checks the type and the level against the type's range.
+func (c Compression) Validate() error {
+	if _, err := ParseType(string(c.Type)); err != nil {
+		return err
+	}
+	if c.Level == nil {
+		return nil
+	}
+	if c.Type == Uncompressed {
+		return fmt.Errorf("compression level %d given for uncompressed layers: remove the level or choose gzip or zstd", *c.Level)
+	}
+	lo, hi, _ := c.Type.LevelRange()
+	if *c.Level < lo || *c.Level > hi {
+		return fmt.Errorf("compression level %d out of range for %s: use %d to %d", *c.Level, c.Type, lo, hi)
+	}
+	return nil
+}
+
+// MediaType returns the OCI layer media type for c, or the Docker one when
+// docker is true. zstd has no Docker media type.
+func (c Compression) MediaType(docker bool) (string, error) {
+	switch c.Type {
+	case Uncompressed:
+		if docker {
+			return MediaTypeDockerLayer, nil
+		}
+		return ocispec.MediaTypeImageLayer, nil
+	case Gzip, GzipCompat:
+		if docker {
+			return MediaTypeDockerLayerGzip, nil
+		}
+		return ocispec.MediaTypeImageLayerGzip, nil
+	case Zstd:
+		if docker {
+			return "", fmt.Errorf("zstd layers need OCI media types: set oci-mediatypes=true or choose gzip")
+		}
+		return ocispec.MediaTypeImageLayerZstd, nil
+	}
+	return "", fmt.Errorf("unknown compression %q", c.Type)
+}
+
+// Docker media types for layers.
+const (
+	MediaTypeDockerLayer     = "application/vnd.docker.image.rootfs.diff.tar"
+	MediaTypeDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerLayerZstd = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+)
+
+// gzipBlockSize is the fixed block size of lade's parallel gzip. It is part
+// of the output bytes: changing it changes every gzip digest.
+const gzipBlockSize = 1 << 20
+
+// NewWriter returns a WriteCloser compressing into w with c. workers bounds
+// the goroutines one stream may use (parallel gzip, zstd); the bytes written
+// never depend on it. Close flushes but does not close w.
+func (c Compression) NewWriter(w io.Writer, workers int) (io.WriteCloser, error) {
+	if workers < 1 {
+		workers = 1
+	}
+	level := c.EffectiveLevel()
+	switch c.Type {
+	case Uncompressed:
+		return nopCloser{w}, nil
+	case GzipCompat:
+		return stdgzip.NewWriterLevel(w, level)
+	case Gzip:
+		zw, err := pgzip.NewWriterLevel(w, level)
+		if err != nil {
+			return nil, err
+		}
+		if err := zw.SetConcurrency(gzipBlockSize, max(workers, 2)); err != nil {
+			return nil, err
+		}
+		return zw, nil
+	case Zstd:
+		return zstd.NewWriter(w,
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+			zstd.WithEncoderConcurrency(workers),
+			zstd.WithZeroFrames(true),
+		)
+	}
+	return nil, fmt.Errorf("unknown compression %q", c.Type)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,71 @@
+package exporter
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/progress"
+)
+
+// Options control one Commit. The zero value is valid: OCI media types,
+// lade's parallel gzip, no epoch, empty layers dropped.
+type Options struct {
+	// Docker selects Docker schema2 media types instead of OCI.
+	Docker bool
+	// Compression of new layer blobs.
+	Compression blobs.Compression
+	// ForceCompression recompresses existing (base) blobs whose compression
+	// differs from Compression.
+	ForceCompression bool
+	// Epoch is SOURCE_DATE_EPOCH: config and history "created" are clamped
+	// to it and the OCI created annotation uses it.
+	Epoch *time.Time
+	// RewriteTimestamp clamps file timestamps in new layers to Epoch, inside
+	// the one diff pass. Requires Epoch.
+	RewriteTimestamp bool
+	// KeepEmptyLayers keeps layers whose diff has no entries, as stock
+	// BuildKit does.
+	KeepEmptyLayers bool
+	// RepairHistory turns a config history with more non-empty entries than
+	// layers into a warning: the surplus entries are marked empty_layer and
+	// the repair is reported. Without it that is an error.
+	RepairHistory bool
+	// Index writes an index even for a single platform.
+	Index bool
+	// Concurrency bounds the layers computed at once; 0 means GOMAXPROCS.
+	Concurrency int
+	// Progress receives events; nil discards them.
+	Progress progress.Writer
+	// Cache remembers computed blobs across exports; nil disables it.
+	Cache blobs.Cache
+}
+
+// Validate checks the options on their own.
+func (o Options) Validate() error {
+	c := o.compression()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if o.Docker && c.Type == blobs.Zstd {
+		return errors.New("zstd layers need OCI media types: set oci-mediatypes=true or choose gzip")
+	}
+	if o.RewriteTimestamp && o.Epoch == nil {
+		return errors.New("rewrite-timestamp needs an epoch: set source-date-epoch (or SOURCE_DATE_EPOCH)")
+	}
+	if o.Concurrency < 0 {
+		return fmt.Errorf("concurrency %d is negative: use 0 for the default", o.Concurrency)
+	}
+	if o.Epoch != nil && o.Epoch.Unix() < 0 {
+		return fmt.Errorf("epoch %d is before 1970", o.Epoch.Unix())
+	}
+	return nil
+}
+
+func (o Options) compression() blobs.Compression {
+	if o.Compression.Type == "" {
+		return blobs.Compression{Type: blobs.DefaultCompression.Type, Level: o.Compression.Level}
+	}
+	return o.Compression
+}
