@@ -10,6 +10,7 @@ package blobs
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -83,4 +84,29 @@ func epochKey(t *time.Time) int64 {
 		return 0
 	}
 	return t.Unix()
+}
+
+// MemoryCache is an in-process Cache.
+type MemoryCache struct {
+	mu sync.Mutex
+	m  map[string]DiffPair
+}
+
+// Get implements Cache.
+func (c *MemoryCache) Get(_ context.Context, k Key) (DiffPair, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[k.String()]
+	return p, ok, nil
+}
+
+// Put implements Cache.
+func (c *MemoryCache) Put(_ context.Context, k Key, p DiffPair) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]DiffPair{}
+	}
+	c.m[k.String()] = p
+	return nil
 }

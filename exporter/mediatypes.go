@@ -1,0 +1,144 @@
+package exporter
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/lade-build/lade/blobs"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// mediaTypes is the set of media types of one output flavour.
+type mediaTypes struct {
+	manifest, config, index string
+}
+
+func mediaTypesFor(docker bool) mediaTypes {
+	if docker {
+		return mediaTypes{images.MediaTypeDockerSchema2Manifest, images.MediaTypeDockerSchema2Config, images.MediaTypeDockerSchema2ManifestList}
+	}
+	return mediaTypes{ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageIndex}
+}
+
+// convertLayerMediaType maps a layer media type onto the output flavour;
+// the blob bytes stay the same.
+func convertLayerMediaType(mt string, docker bool) (string, error) {
+	t, err := blobs.TypeOfMediaType(mt)
+	if err != nil {
+		return "", err
+	}
+	nondist := strings.Contains(mt, "nondistributable") || strings.Contains(mt, "foreign")
+	if nondist {
+		return mt, nil
+	}
+	return blobs.Compression{Type: t}.MediaType(docker)
+}
+
+// internalAnnotationPrefixes are layer annotations that never reach a
+// manifest.
+var internalAnnotationPrefixes = []string{"containerd.io/", "buildkit/", "lade.dev/"}
+
+// publicAnnotations drops internal layer annotations; nil when none is left.
+func publicAnnotations(m map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		internal := false
+		for _, p := range internalAnnotationPrefixes {
+			internal = internal || strings.HasPrefix(k, p)
+		}
+		if !internal {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// annotationsFor merges the annotations for every platform ("") with the
+// ones for platform.
+func annotationsFor(m map[string]map[string]string, platform string) map[string]string {
+	out := copyMap(m[""])
+	for k, v := range m[platform] {
+		if platform == "" {
+			break
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// validateAnnotations checks annotation targets against the source.
+func validateAnnotations(src Source, opts Options) error {
+	index := len(src.Platforms) > 1 || opts.Index
+	hasIndexAnn := len(src.Annotations.Index) > 0 || len(src.Annotations.IndexDescriptor) > 0
+	if hasIndexAnn && !index {
+		return errors.New("index annotations given for a single-platform image: ask for an index (index=true) or use manifest annotations")
+	}
+	if hasIndexAnn && opts.Docker {
+		return errors.New("index annotations need OCI media types: Docker manifest lists have no annotations")
+	}
+	if opts.Docker && (len(src.Annotations.Manifest) > 0 || len(src.Annotations.ManifestDescriptor) > 0) {
+		return errors.New("manifest annotations need OCI media types: set oci-mediatypes=true")
+	}
+	known := map[string]bool{"": true}
+	for _, p := range src.Platforms {
+		known[p.Platform] = true
+	}
+	for _, m := range []map[string]map[string]string{src.Annotations.Manifest, src.Annotations.ManifestDescriptor} {
+		for p := range m {
+			if !known[p] {
+				return fmt.Errorf("annotation for platform %q, which is not exported", p)
+			}
+		}
+	}
+	return nil
+}
+
+// emptyLayerGzip is an empty tar gzipped by Go's compress/gzip, the bytes
+// Docker and BuildKit use (sha256:4f4fb700ef54…).
+var emptyLayerGzip = func() []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(make([]byte, 1024))
+	_ = zw.Close()
+	return buf.Bytes()
+}()
+
+// writeEmptyLayer writes the empty gzip layer and returns its descriptor.
+func writeEmptyLayer(ctx context.Context, store Store, docker bool) (ocispec.Descriptor, error) {
+	mt, _ := blobs.Compression{Type: blobs.Gzip}.MediaType(docker)
+	d := ocispec.Descriptor{
+		MediaType: mt, Digest: digest.FromBytes(emptyLayerGzip), Size: int64(len(emptyLayerGzip)),
+		Annotations: map[string]string{blobs.LabelUncompressed: blobs.EmptyTarDiffID.String()},
+	}
+	labels := map[string]string{blobs.LabelUncompressed: blobs.EmptyTarDiffID.String()}
+	if err := content.WriteBlob(ctx, store, "lade-empty-layer", bytes.NewReader(emptyLayerGzip), d, content.WithLabels(labels)); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("write empty layer: %w", err)
+	}
+	return d, nil
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
