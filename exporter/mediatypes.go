@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/blobs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -64,17 +65,11 @@ func publicAnnotations(m map[string]string) map[string]string {
 }
 
 // annotationsFor merges the annotations for every platform ("") with the
-// ones for platform.
+// ones for platform (normalized).
 func annotationsFor(m map[string]map[string]string, platform string) map[string]string {
 	out := copyMap(m[""])
 	for k, v := range m[platform] {
-		if platform == "" {
-			break
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[k] = v
+		out = setKey(out, k, v)
 	}
 	return out
 }
@@ -90,31 +85,61 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// validateAnnotations checks annotation targets against the source.
-func validateAnnotations(src Source, opts Options) error {
+// normalizeAnnotations checks annotation targets against the source and
+// returns the annotations with platform keys normalized (linux/x86_64 and
+// linux/amd64 name one platform).
+func normalizeAnnotations(src Source, opts Options) (Annotations, error) {
+	a := src.Annotations
 	index := len(src.Platforms) > 1 || opts.Index
-	hasIndexAnn := len(src.Annotations.Index) > 0 || len(src.Annotations.IndexDescriptor) > 0
+	hasIndexAnn := len(a.Index) > 0 || len(a.IndexDescriptor) > 0
 	if hasIndexAnn && !index {
-		return errors.New("index annotations given for a single-platform image: ask for an index (index=true) or use manifest annotations")
+		return a, errors.New("index annotations given for a single-platform image: ask for an index (index=true) or use manifest annotations")
 	}
 	if hasIndexAnn && opts.Docker {
-		return errors.New("index annotations need OCI media types: Docker manifest lists have no annotations")
+		return a, errors.New("index annotations need OCI media types: Docker manifest lists have no annotations")
 	}
-	if opts.Docker && (len(src.Annotations.Manifest) > 0 || len(src.Annotations.ManifestDescriptor) > 0) {
-		return errors.New("manifest annotations need OCI media types: set oci-mediatypes=true")
+	if opts.Docker && (len(a.Manifest) > 0 || len(a.ManifestDescriptor) > 0) {
+		return a, errors.New("manifest annotations need OCI media types: set oci-mediatypes=true")
 	}
-	known := map[string]bool{"": true}
+	known := map[string]bool{}
 	for _, p := range src.Platforms {
-		known[p.Platform] = true
-	}
-	for _, m := range []map[string]map[string]string{src.Annotations.Manifest, src.Annotations.ManifestDescriptor} {
-		for p := range m {
-			if !known[p] {
-				return fmt.Errorf("annotation for platform %q, which is not exported", p)
-			}
+		if pp, err := ParsePlatform(p.Platform); err == nil {
+			known[platforms.Format(pp)] = true
 		}
 	}
-	return nil
+	norm := func(m map[string]map[string]string) (map[string]map[string]string, error) {
+		out := map[string]map[string]string{}
+		for p, kv := range m {
+			key := ""
+			if p != "" {
+				pp, err := ParsePlatform(p)
+				if err != nil {
+					return nil, fmt.Errorf("annotation: %w", err)
+				}
+				if key = platforms.Format(pp); !known[key] {
+					return nil, fmt.Errorf("annotation for platform %q, which is not exported", p)
+				}
+			}
+			for k, v := range kv {
+				out[key] = setKey(out[key], k, v)
+			}
+		}
+		return out, nil
+	}
+	var err error
+	if a.Manifest, err = norm(a.Manifest); err != nil {
+		return a, err
+	}
+	a.ManifestDescriptor, err = norm(a.ManifestDescriptor)
+	return a, err
+}
+
+func setKey(m map[string]string, k, v string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
 }
 
 // emptyLayerGzip is an empty tar gzipped by Go's compress/gzip, the bytes

@@ -54,7 +54,11 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 	if err := opts.Validate(); err != nil {
 		return Result{}, err
 	}
-	jobs, err := w.prepare(src, opts)
+	ann, err := normalizeAnnotations(src, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	jobs, err := w.prepare(src)
 	if err != nil {
 		return Result{}, err
 	}
@@ -78,7 +82,7 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 	}
 	res := Result{}
 	for i, j := range jobs {
-		pr, err := w.commitPlatform(ctx, j, pairs[i], src.Annotations, opts)
+		pr, err := w.commitPlatform(ctx, j, pairs[i], ann, opts)
 		if err != nil {
 			return Result{}, fmt.Errorf("platform %s: %w", platforms.Format(j.platform), err)
 		}
@@ -91,17 +95,14 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 		res.Descriptor.Annotations = nil
 		return res, nil
 	}
-	res.Descriptor, err = w.writeIndex(ctx, res.Platforms, src.Annotations, opts)
+	res.Descriptor, err = w.writeIndex(ctx, res.Platforms, ann, opts)
 	return res, err
 }
 
 // prepare validates the source and parses platforms and configs.
-func (w *ImageWriter) prepare(src Source, opts Options) ([]*platformJob, error) {
+func (w *ImageWriter) prepare(src Source) ([]*platformJob, error) {
 	if len(src.Platforms) == 0 {
 		return nil, errors.New("nothing to export: the source has no platform")
-	}
-	if err := validateAnnotations(src, opts); err != nil {
-		return nil, err
 	}
 	seen := map[string]bool{}
 	var jobs []*platformJob
@@ -245,7 +246,7 @@ func (w *ImageWriter) writeManifest(ctx context.Context, j *platformJob, cfg oci
 		MediaType:   mts.manifest,
 		Config:      cfg,
 		Layers:      clean,
-		Annotations: annotationsFor(ann.Manifest, j.src.Platform),
+		Annotations: annotationsFor(ann.Manifest, platforms.Format(j.platform)),
 	}
 	m.SchemaVersion = 2
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -259,7 +260,7 @@ func (w *ImageWriter) writeManifest(ctx context.Context, j *platformJob, cfg oci
 	p := j.platform
 	desc := ocispec.Descriptor{
 		MediaType: mts.manifest, Digest: digest.FromBytes(b), Size: int64(len(b)),
-		Platform: &p, Annotations: annotationsFor(ann.ManifestDescriptor, j.src.Platform),
+		Platform: &p, Annotations: annotationsFor(ann.ManifestDescriptor, platforms.Format(j.platform)),
 	}
 	return desc, writeBlob(ctx, w.store, desc, b, labels, opts.Progress, "manifest")
 }
