@@ -5,6 +5,9 @@
 // config, a manifest, an index, pushing a blob) is a vertex identified by ID.
 // A producer sends an Event when the vertex starts, zero or more while bytes
 // move, and one when it completes (with Error set if it failed).
+//
+// A Display renders events for people or programs in one of the Modes
+// buildctl offers (auto, tty, plain, rawjson, quiet).
 package progress
 
 import (
@@ -59,10 +62,18 @@ func OrDiscard(w Writer) Writer {
 	return w
 }
 
-// Multi returns a Writer that forwards each event to every writer in ws.
+// Multi returns a Writer that forwards each event to every writer in ws, in
+// order. Nil writers are skipped; ws is copied, so later changes to the
+// caller's slice have no effect.
 func Multi(ws ...Writer) Writer {
+	all := make([]Writer, 0, len(ws))
+	for _, w := range ws {
+		if w != nil {
+			all = append(all, w)
+		}
+	}
 	return WriterFunc(func(e Event) {
-		for _, w := range ws {
+		for _, w := range all {
 			w.Write(e)
 		}
 	})
@@ -89,7 +100,10 @@ func (r *Recorder) Events() []Event {
 }
 
 // Task is a helper for one vertex: it stamps Started once and Completed on
-// Done, and throttles byte updates.
+// Done, and throttles byte updates. Its methods are safe for concurrent use.
+// Events are written while the Task's lock is held, so they reach the Writer
+// in order (a throttled update never arrives after the completion); the
+// Writer must therefore not call back into the same Task.
 type Task struct {
 	w     Writer
 	ev    Event
@@ -98,48 +112,57 @@ type Task struct {
 	every time.Duration
 }
 
-// Start sends the started event for a new vertex and returns its Task.
+// taskInterval is the minimum time between two byte updates of a Task.
+const taskInterval = 100 * time.Millisecond
+
+// Start sends the started event for a new vertex and returns its Task. A nil
+// w is Discard.
 func Start(w Writer, id, name string, total int64) *Task {
-	t := &Task{w: OrDiscard(w), every: 100 * time.Millisecond}
+	t := &Task{w: OrDiscard(w), every: taskInterval}
 	t.ev = Event{ID: id, Name: name, Started: time.Now(), Total: total}
 	t.w.Write(t.ev)
 	return t
 }
 
-// Add advances the vertex by n units; updates are sent at most every 100ms.
+// Add advances the vertex by n units; updates are sent at most every 100ms
+// (the first Add sends at once). Add after Done does nothing.
 func (t *Task) Add(n int64) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ev.Done() {
+		return
+	}
 	t.ev.Current += n
 	now := time.Now()
-	send := now.Sub(t.last) >= t.every
-	if send {
-		t.last = now
+	if now.Sub(t.last) < t.every {
+		return
 	}
-	ev := t.ev
-	t.mu.Unlock()
-	if send {
-		t.w.Write(ev)
-	}
+	t.last = now
+	t.w.Write(t.ev)
 }
 
-// SetTotal changes the expected total.
+// SetTotal changes the expected total; it is sent with the next update.
 func (t *Task) SetTotal(total int64) {
 	t.mu.Lock()
 	t.ev.Total = total
 	t.mu.Unlock()
 }
 
-// Done completes the vertex with a status word, or with err when non-nil.
+// Done completes the vertex with a status word, or with err when non-nil,
+// and always sends the completed event (with the final Current), however
+// recent the last update. Done is idempotent: only the first call sends.
 func (t *Task) Done(status string, err error) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ev.Done() {
+		return
+	}
 	t.ev.Completed = time.Now()
 	t.ev.Status = status
 	if err != nil {
 		t.ev.Error = err.Error()
 	}
-	ev := t.ev
-	t.mu.Unlock()
-	t.w.Write(ev)
+	t.w.Write(t.ev)
 }
 
 // OneOff sends a started and a completed event for a step without bytes.
