@@ -1,0 +1,138 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/progress"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// File is a small file written into an archive, such as manifest.json.
+type File struct {
+	// Name is the slash-separated path inside the archive.
+	Name string
+	// Data is the whole content.
+	Data []byte
+}
+
+// TarWriter writes deterministic tar entries: every entry has the same
+// modification time, uid and gid 0, no user or group names, mode 0644 for
+// files and 0755 for directories.
+type TarWriter struct {
+	tw    *tar.Writer
+	mtime time.Time
+}
+
+// NewTarWriter returns a TarWriter on w whose entries carry mtime, truncated
+// to the second (the Unix epoch when mtime is zero).
+func NewTarWriter(w io.Writer, mtime time.Time) *TarWriter {
+	if mtime.IsZero() {
+		mtime = time.Unix(0, 0)
+	}
+	return &TarWriter{tw: tar.NewWriter(w), mtime: mtime.Truncate(time.Second).UTC()}
+}
+
+// header returns a deterministic tar header.
+func (t *TarWriter) header(name string, typ byte, mode, size int64) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: typ, Mode: mode, Size: size, ModTime: t.mtime}
+}
+
+// Dir writes a directory entry; name should end in "/".
+func (t *TarWriter) Dir(name string) error {
+	if err := t.tw.WriteHeader(t.header(name, tar.TypeDir, 0o755, 0)); err != nil {
+		return fmt.Errorf("write tar entry %s: %w", name, err)
+	}
+	return nil
+}
+
+// File writes a regular file holding data.
+func (t *TarWriter) File(name string, data []byte) error {
+	if err := t.tw.WriteHeader(t.header(name, tar.TypeReg, 0o644, int64(len(data)))); err != nil {
+		return fmt.Errorf("write tar entry %s: %w", name, err)
+	}
+	if _, err := t.tw.Write(data); err != nil {
+		return fmt.Errorf("write tar entry %s: %w", name, err)
+	}
+	return nil
+}
+
+// Blob writes b under its BlobPath, from b.Data or streamed (and verified)
+// from p. The header is written only after the provider confirmed the size;
+// a digest mismatch is found after the bytes went out, so on any error the
+// whole tar stream must be discarded.
+func (t *TarWriter) Blob(ctx context.Context, p content.Provider, b Blob, onBytes func(int64)) error {
+	name := BlobPath(b.Desc.Digest)
+	if b.Data != nil {
+		if err := t.File(name, b.Data); err != nil {
+			return err
+		}
+		if onBytes != nil {
+			onBytes(int64(len(b.Data)))
+		}
+		return nil
+	}
+	ra, err := p.ReaderAt(ctx, b.Desc)
+	if err != nil {
+		return fmt.Errorf("open blob %s: %w", b.Desc.Digest, err)
+	}
+	size := ra.Size()
+	ra.Close()
+	if size != b.Desc.Size {
+		return fmt.Errorf("blob %s: found %d bytes, want %d: %w", b.Desc.Digest, size, b.Desc.Size, ErrSizeMismatch)
+	}
+	if err := t.tw.WriteHeader(t.header(name, tar.TypeReg, 0o644, b.Desc.Size)); err != nil {
+		return fmt.Errorf("write tar entry %s: %w", name, err)
+	}
+	return CopyBlob(ctx, p, b.Desc, t.tw, onBytes)
+}
+
+// Close writes the tar footer. It does not close the underlying writer.
+func (t *TarWriter) Close() error {
+	if err := t.tw.Close(); err != nil {
+		return fmt.Errorf("finish tar: %w", err)
+	}
+	return nil
+}
+
+// WriteLayoutTar writes g as an OCI image layout into t, in this order:
+// oci-layout, the blobs directories, every blob of g children-first, the
+// extra files (e.g. manifest.json), and index.json last. Each blob is a
+// progress vertex under idPrefix. It does not close t.
+func WriteLayoutTar(ctx context.Context, t *TarWriter, p content.Provider, g *Graph, index []byte, extra []File, pw progress.Writer, idPrefix string) error {
+	if err := t.File(ocispec.ImageLayoutFile, LayoutFile()); err != nil {
+		return err
+	}
+	if err := t.Dir(ocispec.ImageBlobsDir + "/"); err != nil {
+		return err
+	}
+	var algs []string
+	for _, b := range g.Blobs {
+		if a := b.Desc.Digest.Algorithm().String(); !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	slices.Sort(algs)
+	for _, a := range algs {
+		if err := t.Dir(ocispec.ImageBlobsDir + "/" + a + "/"); err != nil {
+			return err
+		}
+	}
+	for _, b := range g.Blobs {
+		task := StartTask(pw, idPrefix, "writing", b.Desc)
+		if err := Finish(task, "written", t.Blob(ctx, p, b, task.Add)); err != nil {
+			return err
+		}
+	}
+	for _, f := range extra {
+		if err := t.File(f.Name, f.Data); err != nil {
+			return err
+		}
+	}
+	return t.File(ocispec.ImageIndexFile, index)
+}
