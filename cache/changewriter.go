@@ -1,0 +1,254 @@
+package cache
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/archive/tarheader"
+	"github.com/containerd/continuity/fs"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// whiteoutPrefix marks a deleted entry in an OCI layer.
+	whiteoutPrefix = ".wh."
+	// paxSchilyXattr prefixes the PAX records holding xattrs.
+	paxSchilyXattr = "SCHILY.xattr."
+)
+
+// changeWriter writes the changes reported by continuity's fs.Changes as an
+// OCI layer tar. It follows containerd's archive.ChangeWriter (v2.3.6) byte
+// for byte except that it keeps every xattr instead of only
+// security.capability; see DIFF.md.
+type changeWriter struct {
+	tw        *tar.Writer
+	root      *rootFS
+	epoch     *time.Time
+	inodeSrc  map[uint64]string   // inode -> first name written
+	inodeRefs map[uint64][]string // inode -> unmodified names to link later
+	addedDirs map[string]struct{}
+}
+
+func newChangeWriter(w io.Writer, root *rootFS, epoch *time.Time) *changeWriter {
+	return &changeWriter{
+		tw:        tar.NewWriter(w),
+		root:      root,
+		epoch:     epoch,
+		inodeSrc:  map[uint64]string{},
+		inodeRefs: map[uint64][]string{},
+		addedDirs: map[string]struct{}{},
+	}
+}
+
+// ChangeFunc returns the fs.ChangeFunc writing changes under ctx.
+func (cw *changeWriter) ChangeFunc(ctx context.Context) fs.ChangeFunc {
+	return func(k fs.ChangeKind, p string, f os.FileInfo, err error) error {
+		return cw.handleChange(ctx, k, p, f, err)
+	}
+}
+
+// handleChange writes one change. p is the path relative to the root, with
+// a leading separator for changes from the walk.
+func (cw *changeWriter) handleChange(ctx context.Context, k fs.ChangeKind, p string, f os.FileInfo, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if k == fs.ChangeKindDelete {
+		return cw.writeWhiteout(ctx, p)
+	}
+	return cw.writeEntry(ctx, k, p, f)
+}
+
+// writeWhiteout writes ".wh.<base>" for a deleted path, with zero
+// timestamps as containerd v2 does.
+func (cw *changeWriter) writeWhiteout(ctx context.Context, p string) error {
+	name := filepath.Join(filepath.Dir(p), whiteoutPrefix+filepath.Base(p))
+	t := time.Unix(0, 0).UTC()
+	hdr := &tar.Header{
+		Typeflag:   tar.TypeReg,
+		Name:       strings.TrimPrefix(filepath.ToSlash(name), "/"),
+		ModTime:    t,
+		AccessTime: t,
+		ChangeTime: t,
+	}
+	if err := cw.includeParents(ctx, hdr); err != nil {
+		return err
+	}
+	if err := cw.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write whiteout header %s: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// writeEntry writes an added, modified or (hard-linked) unmodified entry.
+func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p string, f os.FileInfo) error {
+	if f.Mode()&os.ModeSocket != 0 {
+		return nil // sockets cannot be archived
+	}
+	name := strings.TrimPrefix(filepath.ToSlash(p), "/")
+	hdr, err := cw.header(name, f)
+	if err != nil {
+		return err
+	}
+	// additionalLinks are unmodified names sharing this entry's inode that
+	// must be linked to it once it is written.
+	var additionalLinks []string
+	if inode, isHardlink := fs.GetLinkInfo(f); isHardlink {
+		if src, ok := cw.inodeSrc[inode]; ok {
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, src, 0
+		} else {
+			if k == fs.ChangeKindUnmodified {
+				cw.inodeRefs[inode] = append(cw.inodeRefs[inode], hdr.Name)
+				return nil
+			}
+			cw.inodeSrc[inode] = hdr.Name
+			additionalLinks = cw.inodeRefs[inode]
+			delete(cw.inodeRefs, inode)
+		}
+	} else if k == fs.ChangeKindUnmodified {
+		return nil
+	}
+	if err := cw.addXattrs(hdr, name); err != nil {
+		return err
+	}
+	if err := cw.includeParents(ctx, hdr); err != nil {
+		return err
+	}
+	if err := cw.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write header %s: %w", hdr.Name, err)
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		if err := cw.copyFile(ctx, name, f, hdr.Size); err != nil {
+			return err
+		}
+	}
+	return cw.writeLinks(ctx, hdr, additionalLinks)
+}
+
+// header builds the tar header of one entry as containerd does: no user or
+// group names, PAX, mtime clamped to the epoch then truncated to seconds,
+// no atime or ctime.
+func (cw *changeWriter) header(name string, f os.FileInfo) (*tar.Header, error) {
+	var link string
+	if f.Mode()&os.ModeSymlink != 0 {
+		var err error
+		if link, err = cw.root.Readlink(name); err != nil {
+			return nil, err
+		}
+	}
+	hdr, err := tarheader.FileInfoHeaderNoLookups(f, link)
+	if err != nil {
+		return nil, fmt.Errorf("tar header of %s: %w", name, err)
+	}
+	hdr.Format = tar.FormatPAX
+	if cw.epoch != nil && hdr.ModTime.After(*cw.epoch) {
+		hdr.ModTime = *cw.epoch
+	}
+	hdr.ModTime = hdr.ModTime.Truncate(time.Second)
+	hdr.AccessTime = time.Time{}
+	hdr.ChangeTime = time.Time{}
+	if f.IsDir() && !strings.HasSuffix(name, "/") {
+		name += "/"
+	}
+	hdr.Name = name
+	if st, ok := f.Sys().(*syscall.Stat_t); ok && st.Mode&(syscall.S_IFBLK|syscall.S_IFCHR) != 0 {
+		hdr.Devmajor = int64(unix.Major(st.Rdev))
+		hdr.Devminor = int64(unix.Minor(st.Rdev))
+	}
+	return hdr, nil
+}
+
+// addXattrs records every xattr of name as a SCHILY.xattr PAX record.
+func (cw *changeWriter) addXattrs(hdr *tar.Header, name string) error {
+	xattrs, err := cw.root.Xattrs(name)
+	if err != nil {
+		return err
+	}
+	for _, x := range xattrs {
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords[paxSchilyXattr+x.Name] = string(x.Value)
+	}
+	return nil
+}
+
+// copyFile writes size bytes of the regular file name.
+func (cw *changeWriter) copyFile(ctx context.Context, name string, f os.FileInfo, size int64) error {
+	file, err := cw.root.OpenRegular(name, f)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	n, err := copyBuffered(ctx, cw.tw, io.LimitReader(file, size))
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", file.Name(), err)
+	}
+	if n != size {
+		return fmt.Errorf("copy %s: file shrank from %d to %d bytes while the diff was written", file.Name(), size, n)
+	}
+	return nil
+}
+
+// writeLinks writes hard links to hdr's entry for names seen unmodified
+// before it.
+func (cw *changeWriter) writeLinks(ctx context.Context, hdr *tar.Header, names []string) error {
+	src := hdr.Name
+	for _, extra := range names {
+		hdr.Name, hdr.Typeflag, hdr.Linkname, hdr.Size = extra, tar.TypeLink, src, 0
+		if err := cw.includeParents(ctx, hdr); err != nil {
+			return err
+		}
+		if err := cw.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("write header %s: %w", hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+// includeParents writes the parent directory of hdr (and, recursively, its
+// parents) before hdr when it was not written yet, and remembers written
+// directories.
+func (cw *changeWriter) includeParents(ctx context.Context, hdr *tar.Header) error {
+	name := strings.TrimRight(hdr.Name, "/")
+	parent := path.Dir(name)
+	if name != "" && name != "." && parent != "." {
+		if _, ok := cw.addedDirs[parent]; !ok {
+			cw.addedDirs[parent] = struct{}{}
+			fi, err := cw.root.Lstat(parent)
+			if err != nil {
+				return fmt.Errorf("stat parent directory %s: %w", parent, err)
+			}
+			if !fi.IsDir() {
+				return errors.New("parent " + parent + " of " + name + " is not a directory")
+			}
+			if err := cw.handleChange(ctx, fs.ChangeKindModify, parent, fi, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		cw.addedDirs[name] = struct{}{}
+	}
+	return nil
+}
+
+// Close writes the end of the archive.
+func (cw *changeWriter) Close() error {
+	if err := cw.tw.Close(); err != nil {
+		return fmt.Errorf("close tar writer: %w", err)
+	}
+	return nil
+}

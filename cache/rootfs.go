@@ -1,0 +1,220 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// rootFS reads entries of a directory tree by paths relative to its root
+// without following a symlink out of it: the parent directory of an entry is
+// opened through an os.Root (which never leaves the root), and the entry
+// itself is opened, read as a link, or asked for xattrs relative to that
+// directory without following it. It is not safe for concurrent use.
+type rootFS struct {
+	dir  string
+	root *os.Root
+	// The parent directory of the last entry, cached: entries come in walk
+	// order, so consecutive entries mostly share it.
+	parentName string
+	parent     *os.File
+	// procFD is true when /proc/self/fd resolves, which the xattr calls use
+	// to name an entry relative to an open directory.
+	procFD bool
+}
+
+func openRootFS(dir string) (*rootFS, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	_, err = os.Stat("/proc/self/fd")
+	return &rootFS{dir: dir, root: root, procFD: err == nil}, nil
+}
+
+// Close releases the open directories.
+func (r *rootFS) Close() error {
+	if r.parent != nil {
+		_ = r.parent.Close()
+		r.parent = nil
+	}
+	return r.root.Close()
+}
+
+// split returns the open parent directory of name (slash-separated, relative
+// to the root, not "." or "") and name's base.
+func (r *rootFS) split(name string) (*os.File, string, error) {
+	dir, base := path.Split(name)
+	dir = path.Clean("./" + dir)
+	if base == "" || base == "." || base == ".." {
+		return nil, "", fmt.Errorf("invalid entry name %q", name)
+	}
+	if r.parent != nil && r.parentName == dir {
+		return r.parent, base, nil
+	}
+	if r.parent != nil {
+		_ = r.parent.Close()
+		r.parent = nil
+	}
+	f, err := r.root.Open(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("open directory %s in %s: %w", dir, r.dir, err)
+	}
+	r.parent, r.parentName = f, dir
+	return f, base, nil
+}
+
+// Lstat stats name without following it.
+func (r *rootFS) Lstat(name string) (os.FileInfo, error) {
+	return r.root.Lstat(name)
+}
+
+// OpenRegular opens name for reading, refusing a symlink, and checks that it
+// is still the regular file want (same device and inode) that the walk saw.
+func (r *rootFS) OpenRegular(name string, want os.FileInfo) (*os.File, error) {
+	dir, base, err := r.split(name)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s: %w", name, r.dir, err)
+	}
+	f := os.NewFile(uintptr(fd), path.Join(r.dir, name))
+	got, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if !got.Mode().IsRegular() || !os.SameFile(got, want) {
+		_ = f.Close()
+		return nil, fmt.Errorf("%s changed while the diff was written", f.Name())
+	}
+	return f, nil
+}
+
+// Readlink returns the target of the symlink name.
+func (r *rootFS) Readlink(name string) (string, error) {
+	dir, base, err := r.split(name)
+	if err != nil {
+		return "", err
+	}
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(int(dir.Fd()), base, buf)
+		if err != nil {
+			return "", fmt.Errorf("readlink %s in %s: %w", name, r.dir, err)
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// Xattrs returns the extended attributes of name (not following it), all
+// namespaces, sorted by name. A filesystem without xattr support gives none.
+func (r *rootFS) Xattrs(name string) ([]xattr, error) {
+	p := path.Join(r.dir, name)
+	if r.procFD {
+		dir, base, err := r.split(name)
+		if err != nil {
+			return nil, err
+		}
+		p = "/proc/self/fd/" + strconv.Itoa(int(dir.Fd())) + "/" + base
+	}
+	names, err := listXattrs(p)
+	if err != nil {
+		return nil, fmt.Errorf("list xattrs of %s in %s: %w", name, r.dir, err)
+	}
+	out := make([]xattr, 0, len(names))
+	for _, n := range names {
+		v, err := getXattr(p, n)
+		if errors.Is(err, unix.ENODATA) {
+			continue // removed since listed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get xattr %s of %s in %s: %w", n, name, r.dir, err)
+		}
+		out = append(out, xattr{Name: n, Value: v})
+	}
+	return out, nil
+}
+
+// xattr is one extended attribute.
+type xattr struct {
+	Name  string
+	Value []byte
+}
+
+// listXattrs lists the xattr names of p, sorted; none when unsupported.
+func listXattrs(p string) ([]string, error) {
+	for {
+		size, err := unix.Llistxattr(p, nil)
+		if isNoXattr(err) || (err == nil && size == 0) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, size)
+		n, err := unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue // grew meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, b := range splitNul(buf[:n]) {
+			names = append(names, string(b))
+		}
+		slices.Sort(names)
+		return names, nil
+	}
+}
+
+// getXattr reads one xattr of p, not following p.
+func getXattr(p, name string) ([]byte, error) {
+	for {
+		size, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, size)
+		n, err := unix.Lgetxattr(p, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue // grew meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+func isNoXattr(err error) bool {
+	return errors.Is(err, unix.ENOTSUP)
+}
+
+func splitNul(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) > 0 {
+		i := slices.Index(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		if i > 0 {
+			out = append(out, b[:i])
+		}
+		if i == len(b) {
+			break
+		}
+		b = b[i+1:]
+	}
+	return out
+}

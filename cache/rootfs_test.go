@@ -1,0 +1,142 @@
+package cache
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestRootFSNoEscape(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for name, target := range map[string]string{
+		"abs":     secret,
+		"rel":     filepath.Join("..", filepath.Base(outside), "secret"),
+		"up":      "../../../../../../..",
+		"dirlink": outside,
+	} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := openRootFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	secretInfo, err := os.Lstat(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"abs", "rel", "dirlink/secret", "up" + outside + "/secret"} {
+		if f, err := r.OpenRegular(name, secretInfo); err == nil {
+			f.Close()
+			t.Errorf("OpenRegular(%q) opened a file outside the root", name)
+		}
+	}
+	if got, err := r.Readlink("abs"); err != nil || got != secret {
+		t.Errorf("Readlink(abs) = %q, %v", got, err)
+	}
+	if _, err := r.Readlink("dirlink/secret"); err == nil {
+		t.Error("Readlink followed a symlink out of the root")
+	}
+}
+
+func TestRootFSChangedEntry(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "file")
+	if err := os.WriteFile(p, []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	walked, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := openRootFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, err := r.OpenRegular("file", walked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// Replaced by a symlink, then by another file, after the walk.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.OpenRegular("file", walked); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("symlink swapped in: %v, want ELOOP", err)
+	}
+	// Another file renamed over it (created first, so another inode).
+	other := filepath.Join(root, "other")
+	if err := os.WriteFile(other, []byte("b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.OpenRegular("file", walked); err == nil {
+		t.Error("a different file was opened")
+	}
+}
+
+func TestRootFSXattrsOfSymlink(t *testing.T) {
+	root := t.TempDir()
+	target := filepath.Join(root, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(target, "user.t", []byte("v"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := openRootFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	xs, err := r.Xattrs("link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs {
+		if x.Name == "user.t" {
+			t.Error("Xattrs followed the symlink")
+		}
+	}
+}
+
+func TestDirRefUnwalkable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewDirRef(dir, nil, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewDirRef(dir, nil, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID() == b.ID() || a.ID() != a.ID() || a.Size() != 0 {
+		t.Errorf("IDs of unwalkable trees: %q %q", a.ID(), b.ID())
+	}
+}
