@@ -26,6 +26,11 @@ type DirOptions struct {
 	Description string
 	// CreatedAt is the history "created" for the layer; zero when unknown.
 	CreatedAt time.Time
+	// Lower is the snapshot the layer is diffed against when the parent is
+	// not a directory snapshot (e.g. directories on top of a base image's
+	// stored layers); nil then means an empty directory. When the parent is
+	// a *DirRef and Lower is nil, the parent is the lower directory.
+	Lower *DirRef
 }
 
 // DirRef is a directory snapshot: its directory holds a full root
@@ -34,7 +39,8 @@ type DirOptions struct {
 // and Layer.
 type DirRef struct {
 	dir    string
-	parent *DirRef
+	parent Ref
+	lower  *DirRef
 	opts   DirOptions
 
 	once sync.Once
@@ -47,8 +53,10 @@ var (
 	_ Layer = (*DirRef)(nil)
 )
 
-// NewDirRef returns the snapshot of directory dir on top of parent, which
-// must be a *DirRef or nil (nil: the layer holds all of dir). dir must exist
+// NewDirRef returns the snapshot of directory dir on top of parent. The
+// layer is the diff against opts.Lower, or against parent when it is a
+// *DirRef, or else against an empty directory (the layer holds all of dir).
+// dir must exist
 // and be a directory; it is made absolute. The directories must not change
 // while the ref is in use: ID and Size are computed once, and Diff reads them.
 func NewDirRef(dir string, parent Ref, opts DirOptions) (*DirRef, error) {
@@ -63,13 +71,18 @@ func NewDirRef(dir string, parent Ref, opts DirOptions) (*DirRef, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("directory snapshot %s: not a directory (%s)", abs, fi.Mode().Type())
 	}
-	r := &DirRef{dir: abs, opts: opts}
+	r := &DirRef{dir: abs, opts: opts, lower: opts.Lower}
 	switch p := parent.(type) {
 	case nil:
 	case *DirRef:
-		r.parent = p // a typed nil stays nil
+		if p != nil { // a typed nil stays nil
+			r.parent = p
+			if r.lower == nil {
+				r.lower = p
+			}
+		}
 	default:
-		return nil, fmt.Errorf("directory snapshot %s: parent %s (%T) is not a directory snapshot", abs, parent.ID(), parent)
+		r.parent = parent
 	}
 	if r.opts.Description == "" {
 		r.opts.Description = "lade: directory " + filepath.Base(abs)
@@ -80,7 +93,7 @@ func NewDirRef(dir string, parent Ref, opts DirOptions) (*DirRef, error) {
 // Dir returns the absolute path of the snapshot's directory.
 func (r *DirRef) Dir() string { return r.dir }
 
-// ID returns "dir:" and a sha256 over the parent's ID and the metadata of
+// ID returns "dir:" and a sha256 over the lower snapshot's ID and the metadata of
 // every entry of the tree (relative path, mode, size, mtime and ctime in
 // nanoseconds, uid, gid, inode, device number, symlink target); file
 // contents are never read. It is computed once, on first use. If the tree
@@ -140,8 +153,8 @@ func (r *DirRef) Size() int64 {
 // it gives the same tree).
 func (r *DirRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser, error) {
 	lower := ""
-	if r.parent != nil {
-		lower = r.parent.dir
+	if r.lower != nil {
+		lower = r.lower.dir
 	}
 	epoch := cloneTime(opts.Epoch)
 	return newPipeStream(ctx, func(ctx context.Context, w io.Writer) error {
@@ -157,11 +170,11 @@ var dirRefErrors atomic.Uint64
 
 // identify computes the ID and size.
 func (r *DirRef) identify() {
-	parentID := ""
-	if r.parent != nil {
-		parentID = r.parent.ID()
+	lowerID := ""
+	if r.lower != nil {
+		lowerID = r.lower.ID()
 	}
-	sum, size, err := hashTree(r.dir, parentID)
+	sum, size, err := hashTree(r.dir, lowerID)
 	if err != nil {
 		r.id = fmt.Sprintf("dir:unidentified:%d:%s", dirRefErrors.Add(1), r.dir)
 		return

@@ -211,8 +211,23 @@ func TestDirErrors(t *testing.T) {
 	}
 	tarball, err := cache.NewTarballRef(file, nil, cache.TarballOptions{})
 	must(t, err)
-	if _, err := cache.NewDirRef(dir, tarball, cache.DirOptions{}); err == nil || !strings.Contains(err.Error(), "not a directory snapshot") {
-		t.Errorf("tarball parent: %v", err)
+	// On a parent that is not a directory snapshot, the layer is the diff
+	// against opts.Lower, or the whole tree without one.
+	onTar, err := cache.NewDirRef(dir, tarball, cache.DirOptions{})
+	must(t, err)
+	if onTar.Parent() != cache.Ref(tarball) {
+		t.Errorf("tarball parent lost: %v", onTar.Parent())
+	}
+	whole := cachetest.Entries(t, onTar, cache.DiffOptions{})
+	if len(whole) != 1 || whole[0].Name != "file" {
+		t.Errorf("diff on a tarball parent: %v, want the whole tree", whole)
+	}
+	lowerRef, err := cache.NewDirRef(dir, nil, cache.DirOptions{})
+	must(t, err)
+	same, err := cache.NewDirRef(dir, tarball, cache.DirOptions{Lower: lowerRef})
+	must(t, err)
+	if got := cachetest.Entries(t, same, cache.DiffOptions{}); len(got) != 0 {
+		t.Errorf("diff against an identical lower: %v, want nothing", got)
 	}
 	var nilDir *cache.DirRef
 	r, err := cache.NewDirRef(dir, nilDir, cache.DirOptions{})
