@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lade-build/lade/exporter/docker"
+	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/exporter/oci"
+	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/internal/attrs"
+	"github.com/lade-build/lade/progress"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// deliver sends the image rooted at root to o's destination: names in the
+// store and pushes (type=image), an OCI layout, or a docker archive.
+// created, when set, is stamped as the OCI created annotation.
+func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer) error {
+	switch o.Type {
+	case attrs.TypeImage:
+		return deliverImage(ctx, s, o, root, pw)
+	case attrs.TypeOCI:
+		opts := oci.Options{Names: o.Names, Created: created, Epoch: o.Options.Epoch, Progress: pw}
+		if !o.Tar {
+			return oci.WriteLayout(ctx, s.Content(), root, o.Dest, opts)
+		}
+		return writeTo(o.Dest, func(w io.Writer) error { return oci.WriteTar(ctx, s.Content(), root, w, opts) })
+	case attrs.TypeDocker:
+		opts := docker.Options{Names: o.Names, Created: created, Epoch: o.Options.Epoch, Progress: pw}
+		return writeTo(o.Dest, func(w io.Writer) error { return docker.WriteArchive(ctx, s.Content(), root, w, opts) })
+	}
+	return fmt.Errorf("unknown output type %q", o.Type)
+}
+
+// deliverImage names the image in the store (unless store=false) and
+// pushes it to each name's registry when asked.
+func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer) error {
+	for _, n := range o.Names {
+		if o.Push {
+			task := progress.Start(pw, "push:"+n, "pushing "+n, 0)
+			err := push.Push(ctx, s.Content(), root, n, push.Options{Insecure: o.Insecure, ByDigest: o.PushByDigest, Progress: pw})
+			task.Done("", err)
+			if err != nil {
+				return fmt.Errorf("push %s: %w", n, err)
+			}
+		}
+		if o.Store && !o.PushByDigest {
+			if err := s.SetImage(ctx, n, root); err != nil {
+				return err
+			}
+			progress.OneOff(pw, "name:"+n, "naming to "+n, nil)
+		}
+	}
+	if len(o.Names) == 0 && o.Store {
+		name := "lade-dangling@" + root.Digest.String()
+		if o.DanglingPrefix != "" {
+			name = o.DanglingPrefix + "@" + root.Digest.String()
+		}
+		if err := s.SetImage(ctx, name, root); err != nil {
+			return err
+		}
+		progress.OneOff(pw, "name:"+name, "naming to "+name, nil)
+	}
+	return nil
+}
+
+// writeTo writes a file atomically (temp file, fsync, rename) or to stdout
+// for "-": a failed export leaves no half-written file under dest.
+func writeTo(dest string, write func(io.Writer) error) error {
+	if dest == "-" {
+		bw := bufio.NewWriterSize(os.Stdout, 1<<20)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	dir := filepath.Dir(dest)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), dest); err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	ok = true
+	return nil
+}
+
+// writeFileAtomic writes b to path atomically.
+func writeFileAtomic(path string, b []byte) error {
+	return writeTo(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+}

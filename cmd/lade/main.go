@@ -1,0 +1,106 @@
+// Command lade turns directories, layer tarballs and base images into OCI
+// and Docker images: into its embedded store, OCI layouts, docker archives
+// and registries. See `lade --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/containerd/log"
+	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/progress"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v3"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp().Run(ctx, os.Args)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lade: "+oneLine(err))
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.Command {
+	app := &cli.Command{
+		Name:                      "lade",
+		DisableSliceFlagSeparator: true,
+		Usage:                     "turn filesystem snapshots into OCI and Docker images",
+		Description: `lade commits directories, layer tarballs and base images into single- or
+multi-platform images, computing each layer in one pass (tar, diffID,
+compression, blob digest) with layers in parallel, dropping empty layers and
+keeping history consistent. Images go to lade's embedded store (--root), to
+OCI layouts, docker archives and registries.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: image.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
+			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+		},
+		Before: func(ctx context.Context, c *cli.Command) (context.Context, error) {
+			level := logrus.ErrorLevel
+			if c.Bool("debug") {
+				level = logrus.DebugLevel
+			}
+			logrus.SetLevel(level)
+			logrus.SetOutput(os.Stderr)
+			return log.WithLogger(ctx, log.L), nil
+		},
+		Commands: []*cli.Command{
+			exportCommand(), imagesCommand(), inspectCommand(), saveCommand(),
+			rmCommand(), pruneCommand(), checkCommand(),
+		},
+	}
+	// "--output type=oci,dest=x" is one value: never split flags on commas.
+	for _, c := range app.Commands {
+		c.DisableSliceFlagSeparator = true
+	}
+	return app
+}
+
+// openStore opens the embedded store named by --root.
+func openStore(ctx context.Context, c *cli.Command) (*image.Store, error) {
+	s, err := image.Open(ctx, c.Root().String("root"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return s, nil
+}
+
+// progressFlag is --progress.
+var progressFlag = &cli.StringFlag{
+	Name:  "progress",
+	Usage: "progress output: auto, tty, plain, rawjson or quiet",
+	Value: string(progress.ModeAuto),
+}
+
+// newDisplay opens the progress display chosen by --progress on stderr.
+func newDisplay(c *cli.Command) (*progress.Display, error) {
+	m, err := progress.ParseMode(c.String("progress"))
+	if err != nil {
+		return nil, err
+	}
+	var out io.Writer = os.Stderr
+	return progress.NewDisplay(m, out)
+}
+
+// oneLine flattens an error message onto one line.
+func oneLine(err error) string {
+	var exit cli.ExitCoder
+	if errors.As(err, &exit) && exit.Error() == "" {
+		return "failed"
+	}
+	b := []byte(err.Error())
+	for i, ch := range b {
+		if ch == '\n' || ch == '\r' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}

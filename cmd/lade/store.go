@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/internal/attrs"
+	"github.com/lade-build/lade/progress"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/urfave/cli/v3"
+)
+
+func imagesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "images",
+		Usage: "list the images in the store",
+		Action: func(ctx context.Context, c *cli.Command) error {
+			s, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			imgs, err := s.ListImages(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tDIGEST\tTYPE\tCREATED")
+			for _, img := range imgs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", img.Name, img.Target.Digest, kind(img.Target.MediaType), img.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func kind(mt string) string {
+	if images.IsIndexType(mt) {
+		return "index"
+	}
+	return "manifest"
+}
+
+// inspected is what lade inspect prints.
+type inspected struct {
+	Name      string              `json:"name"`
+	Digest    digest.Digest       `json:"digest"`
+	MediaType string              `json:"mediaType"`
+	Images    []inspectedPlatform `json:"images"`
+}
+
+type inspectedPlatform struct {
+	Platform string             `json:"platform"`
+	Manifest ocispec.Descriptor `json:"manifest"`
+	Config   ocispec.Image      `json:"config"`
+	Layers   []inspectedLayer   `json:"layers"`
+}
+
+type inspectedLayer struct {
+	Digest    digest.Digest `json:"digest"`
+	DiffID    digest.Digest `json:"diffID"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType"`
+}
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show an image's manifests, configs and layers as JSON",
+		ArgsUsage: "IMAGE",
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Args().Len() != 1 {
+				return errors.New("inspect takes one IMAGE name")
+			}
+			s, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			img, err := s.GetImage(ctx, c.Args().First())
+			if err != nil {
+				return err
+			}
+			out := inspected{Name: img.Name, Digest: img.Target.Digest, MediaType: img.Target.MediaType}
+			mfsts := []ocispec.Descriptor{img.Target}
+			if images.IsIndexType(img.Target.MediaType) {
+				var idx ocispec.Index
+				if err := readJSON(ctx, s.Content(), img.Target, &idx); err != nil {
+					return err
+				}
+				mfsts = idx.Manifests
+			}
+			for _, d := range mfsts {
+				if !images.IsManifestType(d.MediaType) {
+					continue
+				}
+				p, err := inspectManifest(ctx, s, d)
+				if err != nil {
+					return err
+				}
+				out.Images = append(out.Images, p)
+			}
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		},
+	}
+}
+
+func inspectManifest(ctx context.Context, s *image.Store, d ocispec.Descriptor) (inspectedPlatform, error) {
+	var p inspectedPlatform
+	var m ocispec.Manifest
+	if err := readJSON(ctx, s.Content(), d, &m); err != nil {
+		return p, err
+	}
+	if err := readJSON(ctx, s.Content(), m.Config, &p.Config); err != nil {
+		return p, err
+	}
+	p.Manifest = d
+	p.Platform = p.Config.OS + "/" + p.Config.Architecture
+	if p.Config.Variant != "" {
+		p.Platform += "/" + p.Config.Variant
+	}
+	for i, l := range m.Layers {
+		il := inspectedLayer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
+		if i < len(p.Config.RootFS.DiffIDs) {
+			il.DiffID = p.Config.RootFS.DiffIDs[i]
+		}
+		p.Layers = append(p.Layers, il)
+	}
+	return p, nil
+}
+
+func saveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "save",
+		Usage:     "write a stored image to an OCI layout, a docker archive or a registry",
+		ArgsUsage: "IMAGE",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "output", Aliases: []string{"o"}, Usage: "`type=oci|docker|image,...` as for export (repeatable)"},
+			progressFlag,
+		},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Args().Len() != 1 {
+				return errors.New("save takes one IMAGE name")
+			}
+			outs, err := parseOutputs(c.StringSlice("output"), nil)
+			if err != nil {
+				return err
+			}
+			s, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			img, err := s.GetImage(ctx, c.Args().First())
+			if err != nil {
+				return err
+			}
+			disp, err := newDisplay(c)
+			if err != nil {
+				return err
+			}
+			err = saveAll(ctx, s, img, outs, disp)
+			if cerr := disp.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}
+}
+
+func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer) error {
+	lctx, release, err := s.WithLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer release(context.WithoutCancel(ctx))
+	for _, o := range outs {
+		if o.Type != attrs.TypeImage && len(o.Names) == 0 {
+			o.Names = []string{img.Name}
+		}
+		if err := deliver(lctx, s, o, img.Target, nil, pw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rmCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rm",
+		Usage:     "remove image names from the store (content goes at the next prune)",
+		ArgsUsage: "IMAGE...",
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Args().Len() == 0 {
+				return errors.New("rm takes at least one IMAGE name")
+			}
+			s, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			for _, n := range c.Args().Slice() {
+				if err := s.DeleteImage(ctx, n); err != nil {
+					return err
+				}
+				fmt.Println("removed", n)
+			}
+			return nil
+		},
+	}
+}
+
+func pruneCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "prune",
+		Usage: "remove content no image references (waits for running exports)",
+		Action: func(ctx context.Context, c *cli.Command) error {
+			s, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Prune(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%+v\n", st)
+			return nil
+		},
+	}
+}
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "verify the store: every blob's digest and size, every image's content present",
+		Action: func(ctx context.Context, c *cli.Command) error {
+			s, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			faults, err := s.Check(ctx)
+			if err != nil {
+				return err
+			}
+			for _, f := range faults {
+				fmt.Println(f.String())
+			}
+			if len(faults) > 0 {
+				return fmt.Errorf("store has %d faults", len(faults))
+			}
+			fmt.Println("store is consistent")
+			return nil
+		},
+	}
+}
