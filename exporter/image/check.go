@@ -29,6 +29,10 @@ const (
 	// now; left by a dead process, Prune removes it once its lease or its
 	// 24h expiry is gone.
 	FaultIngest FaultKind = "ingest"
+	// FaultLease: a lease is held. It may belong to an export running now;
+	// one left by a dead process expires after LeaseExpiry and Prune
+	// deletes it.
+	FaultLease FaultKind = "lease"
 )
 
 // Fault is one problem found by Check.
@@ -60,7 +64,7 @@ func (f Fault) String() string {
 // compared, every image's tree (index -> manifests -> config and layers) must
 // be present and sound, and unfinished ingests are reported. The error is
 // for failures to run the check; problems found are Faults, in the order
-// blobs, images, ingests. Check reads every byte of the store.
+// blobs, images, ingests, leases. Check reads every byte of the store.
 func (s *Store) Check(ctx context.Context) ([]Fault, error) {
 	ctx = ns(ctx)
 	faults, bad, err := s.checkBlobs(ctx)
@@ -80,6 +84,14 @@ func (s *Store) Check(ctx context.Context) ([]Fault, error) {
 		faults = append(faults, Fault{Kind: FaultIngest, Digest: st.Expected, Name: st.Ref,
 			Message: fmt.Sprintf("unfinished ingest, %d of %d bytes, last updated %s",
 				st.Offset, st.Total, st.UpdatedAt.UTC().Format("2006-01-02T15:04:05Z"))})
+	}
+	ls, err := s.leases.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check: list leases: %w", err)
+	}
+	for _, l := range ls {
+		faults = append(faults, Fault{Kind: FaultLease, Name: l.ID,
+			Message: "lease held since " + l.CreatedAt.UTC().Format("2006-01-02T15:04:05Z") + " (an export running now, or one that died: it expires and prune removes it)"})
 	}
 	return faults, nil
 }
