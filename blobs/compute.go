@@ -38,6 +38,16 @@ type Options struct {
 	Cache Cache
 	// Progress receives a vertex per layer.
 	Progress progress.Writer
+	// Locker, when set with Cache, makes processes sharing a store compute
+	// each layer once: the second waits for the first and reuses its blob.
+	Locker Locker
+}
+
+// Locker serializes work on one key across processes.
+type Locker interface {
+	// Lock blocks until key is held or ctx is done. The returned function
+	// releases the lock; it must be called exactly once.
+	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
 func (o Options) compression() Compression {
@@ -158,6 +168,20 @@ func (c *Computer) compute(ctx context.Context, j *job, comp Compression, opts O
 			report(opts.Progress, j.ref, p)
 		}
 		return p, err
+	}
+	if opts.Locker != nil && opts.Cache != nil {
+		unlock, err := opts.Locker.Lock(ctx, j.key.String())
+		if err != nil {
+			return DiffPair{}, fmt.Errorf("wait for another process computing this layer: %w", err)
+		}
+		defer unlock()
+		// Another process may have computed it while we waited.
+		if p, ok, err := c.cached(ctx, j.key, opts.Cache); err != nil || ok {
+			if ok {
+				report(opts.Progress, j.ref, p)
+			}
+			return p, err
+		}
 	}
 	p, err := c.write(ctx, j.ref, comp, opts)
 	if err != nil {

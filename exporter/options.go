@@ -40,6 +40,9 @@ type Options struct {
 	Progress progress.Writer
 	// Cache remembers computed blobs across exports; nil disables it.
 	Cache blobs.Cache
+	// Locker, with Cache, makes processes sharing a store compute each
+	// shared layer once.
+	Locker blobs.Locker
 }
 
 // Validate checks the options on their own.

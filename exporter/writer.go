@@ -69,6 +69,7 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 	bopts := blobs.Options{
 		Compression: opts.compression(), Force: opts.ForceCompression,
 		Concurrency: opts.Concurrency, Cache: opts.Cache, Progress: opts.Progress,
+		Locker: opts.Locker,
 	}
 	if opts.RewriteTimestamp {
 		bopts.Epoch = opts.Epoch

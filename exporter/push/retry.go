@@ -82,7 +82,7 @@ func newRequestError(req *http.Request, resp *http.Response, err error, attempts
 // answers and connection errors with exponential backoff. Other requests
 // (POST, PUT, PATCH) carry a body that cannot be re-sent safely, so they go
 // out once and a retryable failure becomes a *RequestError that the blob
-// level (Session.retry) answers by redoing the whole blob upload.
+// level (retry) answers by redoing the whole blob upload.
 type retryTransport struct {
 	next     http.RoundTripper
 	attempts int

@@ -275,3 +275,27 @@ func TestPushConcurrencyBound(t *testing.T) {
 		t.Fatalf("peak of %d uploads at once with Concurrency 2", p)
 	}
 }
+
+func TestPushCancelStopsRetries(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	store := newStore(t)
+	img := writeImage(t, store)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg.SetFault(func(r *http.Request) (int, bool) {
+		if isUploadPUT(r) {
+			cancel()
+			return http.StatusServiceUnavailable, false
+		}
+		return 0, false
+	})
+	opts := Options{RetryDelay: time.Second, MaxAttempts: 10}
+	start := time.Now()
+	err := Push(ctx, store, img.root, reg.Host+"/lade/cancel:v1", opts)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Push after cancel: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("cancelled push took %s", d)
+	}
+}
