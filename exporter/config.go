@@ -3,6 +3,7 @@ package exporter
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"runtime"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 
 // defaultPath is the PATH of the default config, as BuildKit's.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// platformPart is what an os, architecture or variant looks like.
+var platformPart = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 // ParsePlatform parses and normalizes a platform string; empty means the
 // host platform.
@@ -27,7 +31,13 @@ func ParsePlatform(s string) (ocispec.Platform, error) {
 	if p.OS == "" || p.Architecture == "" {
 		return ocispec.Platform{}, fmt.Errorf("invalid platform %q: os and architecture are required", s)
 	}
-	return platforms.Normalize(p), nil
+	p = platforms.Normalize(p)
+	for _, part := range []string{p.OS, p.Architecture, p.Variant} {
+		if part != "" && !platformPart.MatchString(part) {
+			return ocispec.Platform{}, fmt.Errorf("invalid platform %q: %q is not an os, architecture or variant name", s, part)
+		}
+	}
+	return p, nil
 }
 
 // defaultConfig returns the config used when a platform has none.
