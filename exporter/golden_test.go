@@ -36,7 +36,7 @@ func goldenTree(t *testing.T, dir string) (l1, l2, opq string) {
 	}
 	mkfile(t, l1, "tmp/gone", "deleted in l2", 0o644)
 	mkfile(t, l2, "app/main", "main program", 0o755)
-	mkfile(t, l2, "app/sub/setuid", "suid", 0o4755)
+	mkfile(t, l2, "app/sub/setuid", "suid", os.ModeSetuid|0o755)
 	opq = filepath.Join(dir, "opaque.tar")
 	f, err := os.Create(opq)
 	must(t, err)
@@ -57,11 +57,14 @@ func goldenTree(t *testing.T, dir string) (l1, l2, opq string) {
 	must(t, f.Close())
 	if os.Getuid() == 0 {
 		for _, root := range []string{l1, l2} {
-			must(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			must(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 				if err != nil {
 					return err
 				}
-				return os.Lchown(p, 0, 0)
+				if err := os.Lchown(p, 0, 0); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+					return err
+				}
+				return os.Chmod(p, fi.Mode()) // chown clears setuid
 			}))
 		}
 	}
