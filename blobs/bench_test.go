@@ -1,7 +1,6 @@
 package blobs_test
 
 import (
-	"archive/tar"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -9,54 +8,35 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/cache"
 )
 
-// fileRef is a ref whose layer is a tar file on disk.
-type fileRef struct{ id, path string }
-
-func (r fileRef) ID() string                 { return r.id }
-func (r fileRef) Parent() cache.Ref          { return nil }
-func (r fileRef) Description() string        { return r.id }
-func (r fileRef) CreatedAt() time.Time       { return time.Time{} }
-func (r fileRef) Layer() cache.Layer         { return r }
-func (r fileRef) Stored() (cache.Blob, bool) { return cache.Blob{}, false }
-func (r fileRef) Size() int64 {
-	fi, _ := os.Stat(r.path)
-	return fi.Size()
-}
-func (r fileRef) Diff(context.Context, cache.DiffOptions) (io.ReadCloser, error) {
-	return os.Open(r.path)
-}
-
 var (
 	benchOnce sync.Once
-	benchTar  string
+	benchDir  string
+	benchSize int64
 )
 
-// mixedTar writes a tar of $LADE_BENCH_MB MiB (default 512): a third
-// compressible text, a third random bytes, a third small files.
-func mixedTar(b *testing.B) string {
+// mixedTree writes a directory of $LADE_BENCH_MB MiB (default 512): a
+// third compressible text, a third random bytes, a third 16 KiB files.
+func mixedTree(b *testing.B) (string, int64) {
 	benchOnce.Do(func() {
 		mb := 512
 		if v, err := strconv.Atoi(os.Getenv("LADE_BENCH_MB")); err == nil && v > 0 {
 			mb = v
 		}
-		dir, _ := os.MkdirTemp("", "lade-bench")
-		benchTar = filepath.Join(dir, "mixed.tar")
-		f, err := os.Create(benchTar)
+		dir, err := os.MkdirTemp("", "lade-bench")
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer f.Close()
-		tw := tar.NewWriter(f)
+		benchDir = filepath.Join(dir, "tree")
 		rng := rand.New(rand.NewSource(1))
 		third := int64(mb) << 20 / 3
 		words := []string{"func ", "return ", "err ", "if ", "nil", "{\n", "}\n", "context ", "package ", "import "}
@@ -64,37 +44,45 @@ func mixedTar(b *testing.B) string {
 		for len(text) < 1<<20 {
 			text = append(text, words[rng.Intn(len(words))]...)
 		}
-		random := make([]byte, 1<<20)
 		write := func(name string, size int64, fill func([]byte)) {
-			_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg})
+			p := filepath.Join(benchDir, name)
+			_ = os.MkdirAll(filepath.Dir(p), 0o755)
+			f, err := os.Create(p)
+			if err != nil {
+				b.Fatal(err)
+			}
 			buf := make([]byte, 1<<20)
 			for left := size; left > 0; {
 				n := min(left, int64(len(buf)))
 				fill(buf[:n])
-				_, _ = tw.Write(buf[:n])
+				_, _ = f.Write(buf[:n])
 				left -= n
 			}
+			_ = f.Close()
+			benchSize += size
 		}
 		write("text", third, func(p []byte) { copy(p, text) })
-		write("random", third, func(p []byte) { rng.Read(random); copy(p, random) })
+		write("random", third, func(p []byte) { rng.Read(p) })
 		for i := int64(0); i*16384 < third; i++ {
-			write(fmt.Sprintf("small/%06d", i), 16384, func(p []byte) { copy(p, text[i%1000:]) })
+			write(fmt.Sprintf("small/%03d/%06d", i/1000, i), 16384, func(p []byte) { copy(p, text[i%1000:]) })
 		}
-		_ = tw.Close()
 	})
-	return benchTar
+	return benchDir, benchSize
 }
 
-// BenchmarkDiffPairs measures the one-pass pipeline per compression.
-func BenchmarkDiffPairs(b *testing.B) {
-	path := mixedTar(b)
-	fi, _ := os.Stat(path)
+// BenchmarkExportDir measures lade's one-pass pipeline (tar generation,
+// diffID, compression, blob digest, content store) per compression.
+func BenchmarkExportDir(b *testing.B) {
+	dir, size := mixedTree(b)
 	for _, typ := range []blobs.Type{blobs.Gzip, blobs.GzipCompat, blobs.Zstd, blobs.Uncompressed} {
 		b.Run(string(typ), func(b *testing.B) {
-			b.SetBytes(fi.Size())
+			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
 				s := store(b)
-				ref := fileRef{id: fmt.Sprint(i), path: path}
+				ref, err := cache.NewDirRef(dir, nil, cache.DirOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
 				if _, err := blobs.GetDiffPairs(context.Background(), s, ref, blobs.Options{Compression: blobs.Compression{Type: typ}}); err != nil {
 					b.Fatal(err)
 				}
@@ -103,21 +91,46 @@ func BenchmarkDiffPairs(b *testing.B) {
 	}
 }
 
-// BenchmarkBaselineStdlibGzip is the same bytes through Go's
-// single-threaded compress/gzip with both hashes: stock BuildKit's pipeline.
+// BenchmarkBaselineStdlibGzip: the same tar through Go's single-threaded
+// compress/gzip with both hashes, stock BuildKit's pipeline.
 func BenchmarkBaselineStdlibGzip(b *testing.B) {
-	path := mixedTar(b)
-	fi, _ := os.Stat(path)
-	b.SetBytes(fi.Size())
+	dir, size := mixedTree(b)
+	b.SetBytes(size)
 	for i := 0; i < b.N; i++ {
-		f, _ := os.Open(path)
+		ref, _ := cache.NewDirRef(dir, nil, cache.DirOptions{})
+		rc, err := ref.Diff(context.Background(), cache.DiffOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
 		blobHash := sha256.New()
 		zw := gzip.NewWriter(blobHash)
-		diffHash := sha256.New()
-		if _, err := io.Copy(io.MultiWriter(diffHash, zw), f); err != nil {
+		if _, err := io.Copy(io.MultiWriter(sha256.New(), zw), rc); err != nil {
 			b.Fatal(err)
 		}
 		_ = zw.Close()
-		f.Close()
+		rc.Close()
+	}
+}
+
+// BenchmarkBaselineTar: GNU tar reading the tree (tar generation floor).
+func BenchmarkBaselineTar(b *testing.B) {
+	benchShell(b, "tar -C %s -cf - . | cat > /dev/null")
+}
+
+// BenchmarkBaselinePigz: GNU tar piped into pigz on 2 threads.
+func BenchmarkBaselinePigz(b *testing.B) {
+	benchShell(b, "tar -C %s -cf - . | pigz -p 2 -6 > /dev/null")
+}
+
+func benchShell(b *testing.B, script string) {
+	dir, size := mixedTree(b)
+	if _, err := exec.LookPath("pigz"); err != nil {
+		b.Fatal("pigz not installed: run hack/install-test-deps.sh")
+	}
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		if out, err := exec.Command("sh", "-c", fmt.Sprintf(script, dir)).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
 	}
 }
