@@ -43,7 +43,10 @@ func resolveImage(ctx context.Context, s *image.Store, ref string, pull push.Opt
 			file, tag := splitTag(rest)
 			return docker.ReadArchive(ctx, file, tag, s.Content())
 		case "docker":
-			return push.Pull(ctx, strings.TrimPrefix(rest, "//"), s.Content(), pull)
+			// docker://REF; "docker:TAG" is the store's image "docker".
+			if ref, ok := strings.CutPrefix(rest, "//"); ok {
+				return push.Pull(ctx, ref, s.Content(), pull)
+			}
 		}
 	}
 	img, err := s.GetImage(ctx, ref)
@@ -144,6 +147,7 @@ func readVerified(ctx context.Context, p content.Provider, d ocispec.Descriptor)
 	return b, nil
 }
 
+// readJSON reads a small verified blob and decodes its JSON into v.
 func readJSON(ctx context.Context, p content.Provider, d ocispec.Descriptor, v any) error {
 	b, err := readVerified(ctx, p, d)
 	if err != nil {

@@ -36,6 +36,7 @@ type configEdits struct {
 	set                               map[string]bool
 }
 
+// readConfigEdits collects the config flags of c.
 func readConfigEdits(c *cli.Command) configEdits {
 	e := configEdits{
 		env: c.StringSlice("env"), labels: c.StringSlice("label"), expose: c.StringSlice("expose"),
@@ -47,6 +48,20 @@ func readConfigEdits(c *cli.Command) configEdits {
 		e.set[n] = c.IsSet(n)
 	}
 	return e
+}
+
+// changes reports whether the edits change the image config itself (not
+// only the history of new layers).
+func (e configEdits) changes() bool {
+	if len(e.env) > 0 || len(e.labels) > 0 || len(e.expose) > 0 {
+		return true
+	}
+	for _, set := range e.set {
+		if set {
+			return true
+		}
+	}
+	return false
 }
 
 // loadConfigFile reads and checks an OCI image config file.
@@ -92,6 +107,7 @@ func (e configEdits) apply(raw []byte) ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// edit applies the edits to an image config's "config" section.
 func (e configEdits) edit(ic *ocispec.ImageConfig) error {
 	for _, kv := range e.env {
 		k, _, ok := strings.Cut(kv, "=")

@@ -119,3 +119,60 @@ func writeTo(dest string, write func(io.Writer) error) error {
 func writeFileAtomic(path string, b []byte) error {
 	return writeTo(path, func(w io.Writer) error { _, err := w.Write(b); return err })
 }
+
+// checkDests fails fast, before any layer is computed, when a destination
+// cannot be written: a file output or the metadata file whose directory
+// does not exist (or is not a directory), a layout directory under a
+// regular file. Write errors later still leave nothing half-written.
+func checkDests(outs []attrs.Output, metadataFile string) error {
+	var files []string
+	if metadataFile != "" {
+		files = append(files, metadataFile)
+	}
+	for _, o := range outs {
+		switch {
+		case o.Dest == "" || o.Dest == "-":
+		case o.Type == attrs.TypeOCI && !o.Tar:
+			if err := checkLayoutDir(o.Dest); err != nil {
+				return err
+			}
+		default:
+			files = append(files, o.Dest)
+		}
+	}
+	for _, f := range files {
+		if err := checkDir(filepath.Dir(f)); err != nil {
+			return fmt.Errorf("write %s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// checkLayoutDir checks that dir is a directory, or can be created: its
+// nearest existing ancestor is a directory.
+func checkLayoutDir(dir string) error {
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("oci layout %s: %s is not a directory", dir, p)
+			}
+			return nil
+		}
+		if !os.IsNotExist(err) || p == filepath.Dir(p) {
+			return fmt.Errorf("oci layout %s: %w", dir, err)
+		}
+	}
+}
+
+// checkDir checks that dir exists and is a directory.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/image"
@@ -15,6 +17,7 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
+// exportCommand is lade export.
 func exportCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "platform", Usage: "`OS/ARCH[/VARIANT]` of the image (default: this machine's)"},
@@ -52,13 +55,18 @@ Examples:
 	}
 }
 
+// runExport reads the inputs and outputs, exports, and writes the
+// metadata file.
 func runExport(ctx context.Context, c *cli.Command) error {
 	inputs, err := exportInputs(c)
 	if err != nil {
 		return err
 	}
-	outs, err := parseOutputs(c.StringSlice("output"), c.StringSlice("annotation"))
+	outs, err := parseOutputs(c.StringSlice("output"), c.StringSlice("annotation"), "")
 	if err != nil {
+		return err
+	}
+	if err := checkDests(outs, c.String("metadata-file")); err != nil {
 		return err
 	}
 	edits := readConfigEdits(c)
@@ -72,7 +80,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	defer s.Close()
-	results, err := exportAll(ctx, s, inputs, edits, outs, disp)
+	results, err := exportAll(ctx, s, inputs, edits, outs, time.Now(), disp)
 	if cerr := disp.Close(); err == nil {
 		err = cerr
 	}
@@ -83,14 +91,15 @@ func runExport(ctx context.Context, c *cli.Command) error {
 }
 
 // exportAll commits the source once per output and delivers each result,
-// all under one lease so nothing is collected half-way.
-func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, pw progress.Writer) ([]outputResult, error) {
+// all under one lease so nothing is collected half-way. Every output is
+// created at now: the same inputs and options give the same image.
+func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer) ([]outputResult, error) {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release(context.WithoutCancel(ctx))
-	src, err := buildSource(lctx, s, inputs, edits)
+	src, err := buildSource(lctx, s, inputs, edits, now)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +109,7 @@ func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edit
 		opts := o.Options
 		opts.Progress = pw
 		opts.Cache = s.BlobCache()
+		opts.Locker = s.Locker()
 		src.Annotations = o.Annotations
 		res, err := w.Commit(lctx, src, opts)
 		if err != nil {
@@ -113,9 +123,19 @@ func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edit
 	return results, nil
 }
 
+// exportOnlyKeys are output attributes that shape a new image: lade save
+// writes a stored image as it is, so it refuses them rather than ignore
+// them.
+var exportOnlyKeys = []string{
+	"compression", "compression-level", "force-compression", "oci-mediatypes",
+	"rewrite-timestamp", "keep-empty-layers", "repair-history", "index",
+}
+
 // parseOutputs parses every --output, adding --annotation and the
-// SOURCE_DATE_EPOCH environment variable where the output sets none.
-func parseOutputs(specs, annotations []string) ([]attrs.Output, error) {
+// SOURCE_DATE_EPOCH environment variable where the output sets none. With
+// saveName set (lade save), export-only attributes are errors and an
+// output without name= gets saveName.
+func parseOutputs(specs, annotations []string, saveName string) ([]attrs.Output, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("no output: add --output type=image,name=NAME (or type=oci,dest=FILE, type=docker,dest=FILE)")
 	}
@@ -125,18 +145,17 @@ func parseOutputs(specs, annotations []string) ([]attrs.Output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--output: %w", err)
 		}
-		for _, a := range annotations {
-			k, v, ok := strings.Cut(a, "=")
-			if !ok || k == "" {
-				return nil, fmt.Errorf("--annotation %q: use KEY=VALUE", a)
-			}
-			if _, set := m["annotation."+k]; !set {
-				m["annotation."+k] = v
-			}
+		if err := addAnnotations(m, annotations); err != nil {
+			return nil, err
 		}
 		if _, set := m["source-date-epoch"]; !set {
 			if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
 				m["source-date-epoch"] = v
+			}
+		}
+		if saveName != "" {
+			if err := saveDefaults(m, saveName); err != nil {
+				return nil, fmt.Errorf("--output %s: %w", spec, err)
 			}
 		}
 		o, err := attrs.ParseOutput(m)
@@ -148,12 +167,42 @@ func parseOutputs(specs, annotations []string) ([]attrs.Output, error) {
 	return outs, nil
 }
 
+// addAnnotations adds the --annotation KEY=VALUE pairs the output does not
+// set itself.
+func addAnnotations(m map[string]string, annotations []string) error {
+	for _, a := range annotations {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--annotation %q: use KEY=VALUE", a)
+		}
+		if _, set := m["annotation."+k]; !set {
+			m["annotation."+k] = v
+		}
+	}
+	return nil
+}
+
+// saveDefaults refuses export-only attributes and names the output after
+// the saved image when it has no name=.
+func saveDefaults(m map[string]string, name string) error {
+	for k := range m {
+		if slices.Contains(exportOnlyKeys, k) || strings.HasPrefix(k, "annotation") {
+			return fmt.Errorf("%s only applies to lade export: save writes the stored image as it is", k)
+		}
+	}
+	if _, set := m["name"]; !set {
+		m["name"] = name
+	}
+	return nil
+}
+
 // outputResult is one output's entry in the metadata file.
 type outputResult struct {
 	Output string          `json:"output"`
 	Result exporter.Result `json:"result"`
 }
 
+// describeOutput names an output in the metadata file.
 func describeOutput(o attrs.Output) string {
 	switch o.Type {
 	case attrs.TypeImage:

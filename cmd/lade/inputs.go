@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
@@ -58,8 +59,9 @@ func exportInputs(c *cli.Command) ([]platformInput, error) {
 
 // buildSource turns the inputs into an exporter source: refs for the
 // layers on top of the base's stored layers, and the config with one
-// history entry per new layer.
-func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits) (exporter.Source, error) {
+// history entry per new layer. now is the export's creation time, shared
+// by every platform and every output (see stampCreated).
+func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, now time.Time) (exporter.Source, error) {
 	var src exporter.Source
 	for _, in := range inputs {
 		p, err := exporter.ParsePlatform(in.platform)
@@ -93,6 +95,12 @@ func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, ed
 			}
 		}
 		if ps.Config, err = edits.apply(cfg); err != nil {
+			return src, err
+		}
+		// A base's "created" is the base's: an image with new layers or
+		// edits on top of it is created now.
+		renewed := in.config == "" && in.base != "" && (len(in.layers) > 0 || edits.changes())
+		if ps.Config, err = stampCreated(ps.Config, now, renewed); err != nil {
 			return src, err
 		}
 		if ps.Config, err = appendHistory(ps.Config, history, len(cache.Chain(ps.Ref))); err != nil {
@@ -167,5 +175,24 @@ func appendHistory(cfg []byte, entries []ocispec.History, layers int) ([]byte, e
 		return nil, err
 	}
 	m["history"] = b
+	return json.Marshal(m)
+}
+
+// stampCreated sets the config's "created" to now when it has none, or
+// when replace is set. Without it the exporter would pick the time of each
+// Commit, and the outputs of one export would be different images.
+func stampCreated(cfg []byte, now time.Time, replace bool) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	if v, ok := m["created"]; ok && string(v) != "null" && !replace {
+		return cfg, nil
+	}
+	b, err := json.Marshal(now.UTC())
+	if err != nil {
+		return nil, err
+	}
+	m["created"] = b
 	return json.Marshal(m)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
+// main runs lade and prints its error, if any, on one line.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp().Run(ctx, os.Args)
@@ -29,6 +30,7 @@ func main() {
 	}
 }
 
+// newApp builds the lade command tree.
 func newApp() *cli.Command {
 	app := &cli.Command{
 		Name:                      "lade",
@@ -42,6 +44,7 @@ OCI layouts, docker archives and registries.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: image.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+			&cli.StringFlag{Name: "progress", Usage: "progress output of export and save: auto, tty, plain, rawjson or quiet", Value: string(progress.ModeAuto), Local: true},
 		},
 		Before: func(ctx context.Context, c *cli.Command) (context.Context, error) {
 			level := logrus.ErrorLevel
@@ -50,6 +53,9 @@ OCI layouts, docker archives and registries.`,
 			}
 			logrus.SetLevel(level)
 			logrus.SetOutput(os.Stderr)
+			if _, err := progress.ParseMode(c.String("progress")); err != nil {
+				return ctx, fmt.Errorf("--progress: %w", err)
+			}
 			return log.WithLogger(ctx, log.L), nil
 		},
 		Commands: []*cli.Command{
@@ -58,10 +64,18 @@ OCI layouts, docker archives and registries.`,
 		},
 	}
 	// "--output type=oci,dest=x" is one value: never split flags on commas.
+	// A usage error is one line pointing at --help, not the whole help.
+	app.OnUsageError = usageError
 	for _, c := range app.Commands {
 		c.DisableSliceFlagSeparator = true
+		c.OnUsageError = usageError
 	}
 	return app
+}
+
+// usageError reports a command-line mistake on one line.
+func usageError(_ context.Context, c *cli.Command, err error, _ bool) error {
+	return fmt.Errorf("%w (see %s --help)", err, c.FullName())
 }
 
 // openStore opens the embedded store named by --root.
@@ -81,12 +95,22 @@ var progressFlag = &cli.StringFlag{
 }
 
 // newDisplay opens the progress display chosen by --progress on stderr.
+// In quiet mode it shows nothing: main prints the command's error, which
+// carries the failed step's cause, on one line (the display would repeat
+// it, with the errors of the steps cancelled after it).
 func newDisplay(c *cli.Command) (*progress.Display, error) {
-	m, err := progress.ParseMode(c.String("progress"))
+	mode := c.String("progress")
+	if !c.IsSet("progress") && c.Root().IsSet("progress") {
+		mode = c.Root().String("progress") // lade --progress MODE export ...
+	}
+	m, err := progress.ParseMode(mode)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--progress: %w", err)
 	}
 	var out io.Writer = os.Stderr
+	if m == progress.ModeQuiet {
+		out = io.Discard
+	}
 	return progress.NewDisplay(m, out)
 }
 

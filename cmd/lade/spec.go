@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -19,6 +20,7 @@ import (
 //	    config: config-amd64.json    # optional OCI image config
 //	  - platform: linux/arm64
 //	    layers: [base-arm64, app]
+//	    base: oci:layout:1           # optional base image (oci: paths relative too)
 type Spec struct {
 	Platforms []SpecPlatform `yaml:"platforms"`
 }
@@ -31,6 +33,13 @@ type SpecPlatform struct {
 	Base     string   `yaml:"base"`
 }
 
+// specFields rewrites the YAML decoder's Go type names into the fields a
+// spec may hold.
+var specFields = strings.NewReplacer(
+	" in type main.SpecPlatform", " (a platform has: platform, layers, config, base)",
+	" in type main.Spec", " (a spec has: platforms)",
+)
+
 // loadSpec reads a spec file strictly (unknown fields are errors) and makes
 // its paths absolute, relative to the spec's directory.
 func loadSpec(path string) (*Spec, error) {
@@ -42,6 +51,11 @@ func loadSpec(path string) (*Spec, error) {
 	dec.KnownFields(true)
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) { // name the fields, not Go types
+			msg := specFields.Replace(strings.Join(te.Errors, "; "))
+			return nil, fmt.Errorf("spec %s: %s", path, msg)
+		}
 		return nil, fmt.Errorf("spec %s: %w", path, err)
 	}
 	if len(s.Platforms) == 0 {
@@ -66,6 +80,21 @@ func loadSpec(path string) (*Spec, error) {
 			p.Layers[j] = abs(p.Layers[j])
 		}
 		p.Config = abs(p.Config)
+		p.Base = specBase(p.Base, abs)
 	}
 	return &s, nil
+}
+
+// specBase makes the path of a file or directory base (oci:, oci-archive:,
+// docker-archive:) relative to the spec, like the layers; store names and
+// docker:// references are left alone.
+func specBase(ref string, abs func(string) string) string {
+	scheme, rest, ok := strings.Cut(ref, ":")
+	switch {
+	case !ok, rest == "":
+		return ref
+	case scheme == "oci", scheme == "oci-archive", scheme == "docker-archive":
+		return scheme + ":" + abs(rest)
+	}
+	return ref
 }

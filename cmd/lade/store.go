@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
+// imagesCommand is lade images.
 func imagesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "images",
@@ -42,6 +43,7 @@ func imagesCommand() *cli.Command {
 	}
 }
 
+// kind names a root media type in lade images.
 func kind(mt string) string {
 	if images.IsIndexType(mt) {
 		return "index"
@@ -71,6 +73,7 @@ type inspectedLayer struct {
 	MediaType string        `json:"mediaType"`
 }
 
+// inspectCommand is lade inspect.
 func inspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
@@ -115,6 +118,7 @@ func inspectCommand() *cli.Command {
 	}
 }
 
+// inspectManifest describes one platform manifest of a stored image.
 func inspectManifest(ctx context.Context, s *image.Store, d ocispec.Descriptor) (inspectedPlatform, error) {
 	var p inspectedPlatform
 	var m ocispec.Manifest
@@ -139,45 +143,65 @@ func inspectManifest(ctx context.Context, s *image.Store, d ocispec.Descriptor) 
 	return p, nil
 }
 
+// saveCommand is lade save.
 func saveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "save",
 		Usage:     "write a stored image to an OCI layout, a docker archive or a registry",
 		ArgsUsage: "IMAGE",
+		Description: `Writes the stored image as it is: attributes that make a new image
+(compression, oci-mediatypes, annotations, ...) belong to lade export. An
+output without name= takes IMAGE's name.
+
+Examples:
+  lade save app:1 -o type=oci,dest=app.tar
+  lade save 127.0.0.1:5000/app:1 -o type=image,push=true,registry.insecure=true`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "output", Aliases: []string{"o"}, Usage: "`type=oci|docker|image,...` as for export (repeatable)"},
 			progressFlag,
 		},
-		Action: func(ctx context.Context, c *cli.Command) error {
-			if c.Args().Len() != 1 {
-				return errors.New("save takes one IMAGE name")
-			}
-			outs, err := parseOutputs(c.StringSlice("output"), nil)
-			if err != nil {
-				return err
-			}
-			s, err := openStore(ctx, c)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			img, err := s.GetImage(ctx, c.Args().First())
-			if err != nil {
-				return err
-			}
-			disp, err := newDisplay(c)
-			if err != nil {
-				return err
-			}
-			err = saveAll(ctx, s, img, outs, disp)
-			if cerr := disp.Close(); err == nil {
-				err = cerr
-			}
-			return err
-		},
+		Action: runSave,
 	}
 }
 
+// runSave delivers a stored image, as it is, to each --output. An output
+// without name= gets the image's name (type=image,push=true pushes it
+// there).
+func runSave(ctx context.Context, c *cli.Command) error {
+	if c.Args().Len() != 1 {
+		return errors.New("save takes one IMAGE name")
+	}
+	if len(c.StringSlice("output")) == 0 {
+		return errors.New("no output: add --output type=oci,dest=FILE (or type=docker,dest=FILE, type=image,name=NAME[,push=true])")
+	}
+	outs, err := parseOutputs(c.StringSlice("output"), nil, c.Args().First())
+	if err != nil {
+		return err
+	}
+	if err := checkDests(outs, ""); err != nil {
+		return err
+	}
+	s, err := openStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	img, err := s.GetImage(ctx, c.Args().First())
+	if err != nil {
+		return err
+	}
+	disp, err := newDisplay(c)
+	if err != nil {
+		return err
+	}
+	err = saveAll(ctx, s, img, outs, disp)
+	if cerr := disp.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// saveAll delivers img to every output under one lease.
 func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer) error {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
@@ -185,9 +209,6 @@ func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.
 	}
 	defer release(context.WithoutCancel(ctx))
 	for _, o := range outs {
-		if o.Type != attrs.TypeImage && len(o.Names) == 0 {
-			o.Names = []string{img.Name}
-		}
 		if err := deliver(lctx, s, o, img.Target, nil, pw); err != nil {
 			return err
 		}
@@ -195,6 +216,7 @@ func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.
 	return nil
 }
 
+// rmCommand is lade rm.
 func rmCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "rm",
@@ -220,6 +242,7 @@ func rmCommand() *cli.Command {
 	}
 }
 
+// pruneCommand is lade prune.
 func pruneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "prune",
@@ -234,12 +257,13 @@ func pruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%+v\n", st)
+			fmt.Printf("removed %d blobs (%d bytes), %d blob cache entries, %d expired leases\n", st.Blobs, st.Bytes, st.CacheEntries, st.Leases)
 			return nil
 		},
 	}
 }
 
+// checkCommand is lade check.
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
