@@ -22,6 +22,10 @@ type Options struct {
 	// Epoch is SOURCE_DATE_EPOCH: config and history "created" are clamped
 	// to it and the OCI created annotation uses it.
 	Epoch *time.Time
+	// Created is the image's created time when its config has none (the
+	// epoch, when set, still clamps it); nil means now. Set it to commit
+	// one source several times with identical results.
+	Created *time.Time
 	// RewriteTimestamp clamps file timestamps in new layers to Epoch, inside
 	// the one diff pass. Requires Epoch.
 	RewriteTimestamp bool

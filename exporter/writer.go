@@ -136,11 +136,19 @@ func (w *ImageWriter) prepare(src Source) ([]*platformJob, error) {
 	return jobs, nil
 }
 
+// clock is the export's "now": opts.Created, or the current time.
+func (w *ImageWriter) clock(opts Options) time.Time {
+	if opts.Created != nil {
+		return *opts.Created
+	}
+	return w.now()
+}
+
 // rootCreated is the time stamped on the root: the latest config created.
 func (w *ImageWriter) rootCreated(jobs []*platformJob, opts Options) time.Time {
 	var t time.Time
 	for _, j := range jobs {
-		if c := imageCreated(j.config, opts.Epoch, w.now()); c.After(t) {
+		if c := imageCreated(j.config, opts.Epoch, w.clock(opts)); c.After(t) {
 			t = c
 		}
 	}
@@ -154,7 +162,7 @@ func (w *ImageWriter) commitPlatform(ctx context.Context, j *platformJob, pairs 
 	for i, p := range pairs {
 		metas[i] = layerMeta{Empty: p.Empty, Description: chain[i].Description(), CreatedAt: chain[i].CreatedAt()}
 	}
-	created := imageCreated(j.config, opts.Epoch, w.now())
+	created := imageCreated(j.config, opts.Epoch, w.clock(opts))
 	norm, err := normalizeHistory(j.config.History, metas, historyRules{
 		KeepEmpty: opts.KeepEmptyLayers, Repair: opts.RepairHistory,
 		Created: created, Epoch: opts.Epoch, BaseHistory: j.src.BaseHistory,

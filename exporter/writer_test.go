@@ -252,3 +252,24 @@ func TestCommitEpochAndAnnotations(t *testing.T) {
 		}
 	}
 }
+
+func TestCommitCreatedOption(t *testing.T) {
+	s := newStore(t)
+	_, _, app := chain("h-")
+	at := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
+	src := exporter.Source{Platforms: []exporter.PlatformSource{{Ref: app}}}
+	var roots []string
+	for i := 0; i < 2; i++ {
+		res, err := exporter.NewImageWriter(s).Commit(context.Background(), src, exporter.Options{Created: &at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Created.Equal(at) {
+			t.Errorf("created %v, want %v", res.Created, at)
+		}
+		roots = append(roots, res.Descriptor.Digest.String())
+	}
+	if roots[0] != roots[1] {
+		t.Errorf("two commits with one Created differ: %v", roots)
+	}
+}
