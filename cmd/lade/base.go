@@ -67,8 +67,8 @@ func splitTag(s string) (string, string) {
 
 // loadBase resolves ref and returns its layers (as stored refs, reused as
 // they are) and config for platform p.
-func loadBase(ctx context.Context, s *image.Store, ref string, p ocispec.Platform) (base, error) {
-	root, err := resolveImage(ctx, s, ref, push.Options{})
+func loadBase(ctx context.Context, s *image.Store, ref string, p ocispec.Platform, reg push.Options) (base, error) {
+	root, err := resolveImage(ctx, s, ref, reg)
 	if err != nil {
 		return base{}, fmt.Errorf("base %s: %w", ref, err)
 	}

@@ -21,10 +21,10 @@ import (
 // deliver sends the image rooted at root to o's destination: names in the
 // store and pushes (type=image), an OCI layout, or a docker archive.
 // created, when set, is stamped as the OCI created annotation.
-func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer) error {
+func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer, reg push.Options) error {
 	switch o.Type {
 	case attrs.TypeImage:
-		return deliverImage(ctx, s, o, root, pw)
+		return deliverImage(ctx, s, o, root, pw, reg)
 	case attrs.TypeOCI:
 		opts := oci.Options{Names: o.Names, Created: created, Epoch: o.Options.Epoch, Progress: pw}
 		if !o.Tar {
@@ -40,11 +40,11 @@ func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.D
 
 // deliverImage names the image in the store (unless store=false) and
 // pushes it to each name's registry when asked.
-func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer) error {
+func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer, reg push.Options) error {
 	for _, n := range o.Names {
 		if o.Push {
 			task := progress.Start(pw, "push:"+n, "pushing "+n, 0)
-			err := push.Push(ctx, s.Content(), root, n, push.Options{Insecure: o.Insecure, ByDigest: o.PushByDigest, Progress: pw})
+			err := push.Push(ctx, s.Content(), root, n, push.Options{Insecure: o.Insecure || reg.Insecure, CAFile: reg.CAFile, ByDigest: o.PushByDigest, Progress: pw})
 			task.Done("", err)
 			if err != nil {
 				return fmt.Errorf("push %s: %w", n, err)

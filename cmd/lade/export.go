@@ -12,6 +12,7 @@ import (
 
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	"github.com/urfave/cli/v3"
@@ -80,7 +81,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	defer s.Close()
-	results, err := exportAll(ctx, s, inputs, edits, outs, time.Now(), disp)
+	results, err := exportAll(ctx, s, inputs, edits, outs, time.Now(), disp, registryOptions(c))
 	if cerr := disp.Close(); err == nil {
 		err = cerr
 	}
@@ -93,13 +94,13 @@ func runExport(ctx context.Context, c *cli.Command) error {
 // exportAll commits the source once per output and delivers each result,
 // all under one lease so nothing is collected half-way. Every output is
 // created at now: the same inputs and options give the same image.
-func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer) ([]outputResult, error) {
+func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer, reg push.Options) ([]outputResult, error) {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release(context.WithoutCancel(ctx))
-	src, err := buildSource(lctx, s, inputs, edits, now)
+	src, err := buildSource(lctx, s, inputs, edits, now, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edit
 		if err != nil {
 			return nil, err
 		}
-		if err := deliver(lctx, s, o, res.Descriptor, &res.Created, pw); err != nil {
+		if err := deliver(lctx, s, o, res.Descriptor, &res.Created, pw, reg); err != nil {
 			return nil, err
 		}
 		results = append(results, outputResult{Output: describeOutput(o), Result: res})

@@ -12,6 +12,7 @@ import (
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/exporter/push"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -61,7 +62,7 @@ func exportInputs(c *cli.Command) ([]platformInput, error) {
 // layers on top of the base's stored layers, and the config with one
 // history entry per new layer. now is the export's creation time, shared
 // by every platform and every output (see stampCreated).
-func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, now time.Time) (exporter.Source, error) {
+func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, now time.Time, reg push.Options) (exporter.Source, error) {
 	var src exporter.Source
 	for _, in := range inputs {
 		p, err := exporter.ParsePlatform(in.platform)
@@ -72,7 +73,7 @@ func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, ed
 		var cfg []byte
 		var history []ocispec.History
 		if in.base != "" {
-			b, err := loadBase(ctx, s, in.base, p)
+			b, err := loadBase(ctx, s, in.base, p, reg)
 			if err != nil {
 				return src, err
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/log"
 	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/progress"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v3"
@@ -44,6 +45,8 @@ OCI layouts, docker archives and registries.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: image.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
+			&cli.StringFlag{Name: "registry-ca", Usage: "PEM `FILE` of a CA to trust for registries, besides the system's", Sources: cli.EnvVars("LADE_REGISTRY_CA")},
+			&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP and unverified TLS for every registry (pushes and docker:// bases)"},
 			&cli.StringFlag{Name: "progress", Usage: "progress output of export and save: auto, tty, plain, rawjson or quiet", Value: string(progress.ModeAuto), Local: true},
 		},
 		Before: func(ctx context.Context, c *cli.Command) (context.Context, error) {
@@ -127,4 +130,11 @@ func oneLine(err error) string {
 		}
 	}
 	return string(b)
+}
+
+// registryOptions are the registry settings of the global flags, for
+// pushes and docker:// bases. Credentials come from the docker config file
+// ($DOCKER_CONFIG or ~/.docker/config.json) and its credential helpers.
+func registryOptions(c *cli.Command) push.Options {
+	return push.Options{CAFile: c.Root().String("registry-ca"), Insecure: c.Root().Bool("insecure-registry")}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
@@ -194,7 +195,7 @@ func runSave(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	err = saveAll(ctx, s, img, outs, disp)
+	err = saveAll(ctx, s, img, outs, disp, registryOptions(c))
 	if cerr := disp.Close(); err == nil {
 		err = cerr
 	}
@@ -202,14 +203,14 @@ func runSave(ctx context.Context, c *cli.Command) error {
 }
 
 // saveAll delivers img to every output under one lease.
-func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer) error {
+func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer, reg push.Options) error {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return err
 	}
 	defer release(context.WithoutCancel(ctx))
 	for _, o := range outs {
-		if err := deliver(lctx, s, o, img.Target, nil, pw); err != nil {
+		if err := deliver(lctx, s, o, img.Target, nil, pw, reg); err != nil {
 			return err
 		}
 	}
