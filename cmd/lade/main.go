@@ -64,6 +64,7 @@ OCI layouts, docker archives and registries.`,
 		Commands: []*cli.Command{
 			exportCommand(), imagesCommand(), inspectCommand(), saveCommand(),
 			rmCommand(), pruneCommand(), checkCommand(),
+			commitCommand(), manifestCommand(),
 		},
 	}
 	// "--output type=oci,dest=x" is one value: never split flags on commas.

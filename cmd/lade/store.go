@@ -258,7 +258,7 @@ func pruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("removed %d blobs (%d bytes), %d blob cache entries, %d expired leases\n", st.Blobs, st.Bytes, st.CacheEntries, st.Leases)
+			fmt.Printf("removed %d blobs (%d bytes), %d blob cache entries, %d expired or orphaned leases\n", st.Blobs, st.Bytes, st.CacheEntries, st.Leases)
 			return nil
 		},
 	}

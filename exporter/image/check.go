@@ -90,8 +90,11 @@ func (s *Store) Check(ctx context.Context) ([]Fault, error) {
 		return nil, fmt.Errorf("check: list leases: %w", err)
 	}
 	for _, l := range ls {
-		faults = append(faults, Fault{Kind: FaultLease, Name: l.ID,
-			Message: "lease held since " + l.CreatedAt.UTC().Format("2006-01-02T15:04:05Z") + " (an export running now, or one that died: it expires and prune removes it)"})
+		msg := "lease held since " + l.CreatedAt.UTC().Format("2006-01-02T15:04:05Z") + " (an export running now, or one that died: it expires and prune removes it)"
+		if pid, gone := ownerGone(l); gone {
+			msg = "lease left since " + l.CreatedAt.UTC().Format("2006-01-02T15:04:05Z") + " by process " + pid + ", which is gone: lade prune removes it and its ingests"
+		}
+		faults = append(faults, Fault{Kind: FaultLease, Name: l.ID, Message: msg})
 	}
 	return faults, nil
 }

@@ -21,7 +21,8 @@ const LeaseExpiry = 24 * time.Hour
 // cancellation. Referenced content must be kept by an image (SetImage) before
 // release.
 func (s *Store) WithLease(ctx context.Context) (context.Context, func(context.Context) error, error) {
-	l, err := s.leases.Create(ns(ctx), leases.WithRandomID(), leases.WithExpiration(LeaseExpiry))
+	l, err := s.leases.Create(ns(ctx), leases.WithRandomID(), leases.WithExpiration(LeaseExpiry),
+		leases.WithLabels(ownerLabels()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create lease: %w", err)
 	}
@@ -34,8 +35,8 @@ func (s *Store) WithLease(ctx context.Context) (context.Context, func(context.Co
 	return leases.WithLease(ctx, l.ID), release, nil
 }
 
-// deleteExpiredLeases deletes leases whose gc.expire label is in the past and
-// returns how many it deleted.
+// deleteExpiredLeases deletes leases whose gc.expire label is in the past or
+// whose owning process is gone, and returns how many it deleted.
 func (s *Store) deleteExpiredLeases(ctx context.Context) (int, error) {
 	ctx = ns(ctx)
 	all, err := s.leases.List(ctx)
@@ -46,8 +47,9 @@ func (s *Store) deleteExpiredLeases(ctx context.Context) (int, error) {
 	now := time.Now()
 	for _, l := range all {
 		exp, err := time.Parse(time.RFC3339, l.Labels[labelGCExpire])
-		if err != nil || exp.After(now) {
-			continue // no (valid) expiry: the lease is kept, as containerd does
+		expired := err == nil && !exp.After(now) // no (valid) expiry: kept, as containerd does
+		if _, gone := ownerGone(l); !expired && !gone {
+			continue
 		}
 		if err := s.leases.Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
 			return n, fmt.Errorf("delete expired lease %s: %w", l.ID, err)

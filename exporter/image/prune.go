@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
@@ -12,7 +13,7 @@ import (
 
 // PruneStats counts what Prune removed.
 type PruneStats struct {
-	// Leases is the number of expired leases deleted.
+	// Leases is the number of expired or orphaned leases deleted.
 	Leases int
 	// Blobs and Bytes count the blobs removed from disk and their sizes.
 	Blobs int
@@ -108,6 +109,9 @@ func (s *Store) backendSizes(ctx context.Context) (map[digest.Digest]int64, erro
 		sizes[info.Digest] = info.Size
 		return nil
 	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return sizes, nil // nothing was ever written
+	}
 	if err != nil {
 		return nil, fmt.Errorf("walk content: %w", err)
 	}
@@ -140,6 +144,9 @@ func (s *Store) removeOrphans(ctx context.Context) error {
 		}
 		return nil
 	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing was ever written
+	}
 	if err != nil {
 		return fmt.Errorf("find orphaned blobs: %w", err)
 	}

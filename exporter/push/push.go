@@ -226,7 +226,8 @@ func (j *pushJob) pushOnce(ctx context.Context, desc ocispec.Descriptor, m *mete
 		return "", fmt.Errorf("read from store: %w", err)
 	}
 	defer ra.Close()
-	r := &meteredReader{r: io.NewSectionReader(ra, 0, desc.Size), m: m}
+	r := &verifiedReader{r: &meteredReader{r: io.NewSectionReader(ra, 0, desc.Size), m: m}, ra: ra, desc: desc,
+		d: desc.Digest.Algorithm().Digester()}
 	if err := content.Copy(ctx, cw, r, desc.Size, desc.Digest); err != nil {
 		return "", err
 	}

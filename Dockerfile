@@ -1,0 +1,35 @@
+# lade-buildkitd: a buildkitd-compatible daemon whose image, oci and docker
+# exporters are lade's, with runc for RUN steps and the stock buildctl.
+#
+#   docker build -t lade-buildkitd .
+#   docker run -d --name lade-buildkitd --privileged lade-buildkitd
+#   buildctl --addr docker-container://lade-buildkitd build ...
+#
+# The image also answers to the name buildkitd (a symlink), so buildx's
+# docker-container driver can run it:
+#   docker buildx create --driver docker-container \
+#     --driver-opt image=lade-buildkitd --name lade
+
+ARG GO_VERSION=1.26
+ARG DEBIAN_VERSION=bookworm
+
+FROM golang:${GO_VERSION}-${DEBIAN_VERSION} AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+# buildctl is BuildKit v0.33.1's, the version lade-buildkitd serves.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/ \
+        ./cmd/lade-buildkitd github.com/moby/buildkit/cmd/buildctl
+
+FROM debian:${DEBIAN_VERSION}-slim
+# runc runs RUN steps; git, ssh and xz serve BuildKit's git and context
+# sources; pigz speeds up gzip decompression of pulled layers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends runc ca-certificates git openssh-client pigz xz-utils \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/lade-buildkitd /out/buildctl /usr/bin/
+RUN ln -s lade-buildkitd /usr/bin/buildkitd
+VOLUME /var/lib/buildkit
+ENTRYPOINT ["lade-buildkitd"]

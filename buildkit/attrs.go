@@ -1,0 +1,133 @@
+package buildkit
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/lade-build/lade/internal/attrs"
+	cacheconfig "github.com/moby/buildkit/cache/config"
+	"github.com/moby/buildkit/util/compression"
+)
+
+// BuildKit's exporter keys that lade's output parser does not know; the
+// adapter handles them here.
+const (
+	keyOCIArtifact       = "oci-artifact"
+	keyAttestInline      = "attestation-inline"
+	keyPreferNondist     = "prefer-nondist-layers"
+	keyStoreIncomplete   = "unsafe-internal-store-allow-incomplete"
+	keyOCIMediaTypes     = "oci-mediatypes"
+	keyName              = "name"
+	keyDest              = "dest"
+	keyType              = "type"
+	nameFromFrontend     = "*"
+	inlineCacheConfigKey = "moby.buildkit.cache.v0"
+)
+
+// extraKeys are accepted on top of lade's keys for every output type.
+var extraKeys = []string{keyOCIArtifact, keyAttestInline, keyPreferNondist, keyStoreIncomplete}
+
+// settings are an exporter instance's parsed attributes.
+type settings struct {
+	// out is lade's parse of the attributes: names, push, store, exporter
+	// options and annotations.
+	out attrs.Output
+	// name is the raw name attribute: "*" takes image.name from the
+	// frontend's metadata.
+	name string
+	// ociTypes is the explicit oci-mediatypes, nil for BuildKit's default
+	// (OCI from compatibility version 30, or with attestations).
+	ociTypes *bool
+	// ociArtifact is the explicit oci-artifact, nil for the default.
+	ociArtifact *bool
+	// inlineAttestations keeps attestations marked inline-only.
+	inlineAttestations bool
+	refCfg             cacheconfig.RefConfig
+	storeIncomplete    bool
+}
+
+// parseSettings parses the attributes of an exporter of type typ (image,
+// oci or docker) strictly: an unknown key is an error naming the nearest
+// valid key, booleans take an empty value as true.
+func parseSettings(typ string, in map[string]string) (*settings, error) {
+	m := maps.Clone(in)
+	if m == nil {
+		m = map[string]string{}
+	}
+	if _, ok := m[keyType]; ok {
+		return nil, fmt.Errorf("attribute %q is not an exporter attribute: the exporter type is %s", keyType, typ)
+	}
+	m[keyType] = typ
+	if typ != attrs.TypeImage {
+		if _, ok := m[keyDest]; !ok {
+			// buildctl and buildx keep dest on the client.
+			m[keyDest] = "-"
+		}
+	}
+	out, err := attrs.ParseOutput(m, extraKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("%s exporter: %w", typ, err)
+	}
+	s := &settings{out: out, name: strings.TrimSpace(in[keyName]), inlineAttestations: typ == attrs.TypeImage}
+	if _, ok := in[keyOCIMediaTypes]; ok {
+		v := !out.Options.Docker
+		s.ociTypes = &v
+	}
+	if err := s.parseExtra(in); err != nil {
+		return nil, fmt.Errorf("%s exporter: %w", typ, err)
+	}
+	if err := s.buildRefConfig(); err != nil {
+		return nil, fmt.Errorf("%s exporter: %w", typ, err)
+	}
+	return s, nil
+}
+
+// parseExtra parses BuildKit's keys lade's parser leaves to the adapter.
+func (s *settings) parseExtra(in map[string]string) error {
+	for _, k := range extraKeys {
+		v, ok := in[k]
+		if !ok {
+			continue
+		}
+		b, err := attrs.ParseBool(k, v)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case keyOCIArtifact:
+			s.ociArtifact = &b
+		case keyAttestInline:
+			s.inlineAttestations = b
+		case keyPreferNondist:
+			s.refCfg.PreferNonDistributable = b
+		case keyStoreIncomplete:
+			s.storeIncomplete = b
+		}
+	}
+	if s.ociArtifact != nil && *s.ociArtifact && s.ociTypes != nil && !*s.ociTypes {
+		return fmt.Errorf("oci-artifact=true needs OCI media types: remove oci-mediatypes=false")
+	}
+	return nil
+}
+
+// buildRefConfig sets the compression BuildKit's blob pipeline uses for new
+// layer blobs: lade's compressors for gzip and zstd.
+func (s *settings) buildRefConfig() error {
+	c := s.out.Options.Compression
+	t, err := bkCompression(c.Type)
+	if err != nil {
+		return err
+	}
+	s.refCfg.Compression = compression.Config{Type: t, Force: s.out.Options.ForceCompression, Level: c.Level}
+	return nil
+}
+
+// ociTypesFor returns whether OCI media types are used, given BuildKit's
+// default for this build.
+func (s *settings) ociTypesFor(def bool) bool {
+	if s.ociTypes != nil {
+		return *s.ociTypes
+	}
+	return def
+}

@@ -1,0 +1,131 @@
+package buildkit
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"runtime"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/blobs"
+	"github.com/moby/buildkit/util/compression"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// compressionType runs lade's compressor inside BuildKit's blob pipeline:
+// BuildKit's differ (the overlay upperdir fast path included) streams each
+// new layer's tar through the writer Compress returns, hashes the diffID and
+// commits the blob to the worker's content store, linked to the cache ref.
+// Everything but Compress behaves like BuildKit's type of the same media
+// type, so BuildKit's cache, compression variants and GC see an ordinary
+// gzip (or zstd) blob.
+type compressionType struct {
+	lade blobs.Type
+	base compression.Type
+}
+
+var (
+	// ladeGzip is lade's parallel, deterministic gzip.
+	ladeGzip compression.Type = compressionType{lade: blobs.Gzip, base: compression.Gzip}
+	// ladeZstd is klauspost zstd with concurrent blocks.
+	ladeZstd compression.Type = compressionType{lade: blobs.Zstd, base: compression.Zstd}
+)
+
+// bkCompression returns the BuildKit compression type for a lade type:
+// gzip and zstd run lade's compressors, gzip-compat is BuildKit's own gzip
+// (the same bytes as stock BuildKit) and uncompressed is BuildKit's.
+func bkCompression(t blobs.Type) (compression.Type, error) {
+	switch t {
+	case blobs.Gzip, "":
+		return ladeGzip, nil
+	case blobs.Zstd:
+		return ladeZstd, nil
+	case blobs.GzipCompat:
+		return compression.Gzip, nil
+	case blobs.Uncompressed:
+		return compression.Uncompressed, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", t)
+}
+
+// Compress implements compression.Type: the writer compresses with lade and
+// reports the layer's progress to the export that asked for it.
+func (t compressionType) Compress(ctx context.Context, comp compression.Config) (compression.Compressor, compression.Finalizer) {
+	c := blobs.Compression{Type: t.lade, Level: comp.Level}
+	return func(dest io.Writer, _ string) (io.WriteCloser, error) {
+		tr := trackerFrom(ctx)
+		hw := &hashWriter{w: dest, h: sha256.New()}
+		zw, err := c.NewWriter(hw, runtime.GOMAXPROCS(0))
+		if err != nil {
+			return nil, err
+		}
+		return &layerWriter{zw: zw, hw: hw, task: tr.start(ctx, c)}, nil
+	}, nil
+}
+
+// Decompress implements compression.Type.
+func (t compressionType) Decompress(ctx context.Context, cs content.Store, desc ocispecs.Descriptor) (io.ReadCloser, error) {
+	return t.base.Decompress(ctx, cs, desc)
+}
+
+// NeedsConversion implements compression.Type.
+func (t compressionType) NeedsConversion(ctx context.Context, cs content.Store, desc ocispecs.Descriptor) (bool, error) {
+	return t.base.NeedsConversion(ctx, cs, desc)
+}
+
+// NeedsComputeDiffBySelf implements compression.Type: always, so that the
+// differ BuildKit picks streams through lade's writer.
+func (t compressionType) NeedsComputeDiffBySelf(compression.Config) bool { return true }
+
+// OnlySupportOCITypes implements compression.Type.
+func (t compressionType) OnlySupportOCITypes() bool { return t.base.OnlySupportOCITypes() }
+
+// MediaType implements compression.Type.
+func (t compressionType) MediaType() string { return t.base.MediaType() }
+
+// String implements compression.Type. It is the base type's name, which
+// BuildKit uses to label compression variants of a blob.
+func (t compressionType) String() string { return t.base.String() }
+
+// hashWriter hashes and counts what it writes to w.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (h *hashWriter) Write(p []byte) (int, error) {
+	n, err := h.w.Write(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+// layerWriter is the compressing writer of one layer. Close flushes the
+// compressor and records the blob digest it produced.
+type layerWriter struct {
+	zw     io.WriteCloser
+	hw     *hashWriter
+	task   *layerTask
+	closed bool
+}
+
+func (l *layerWriter) Write(p []byte) (int, error) {
+	n, err := l.zw.Write(p)
+	l.task.add(int64(n))
+	return n, err
+}
+
+func (l *layerWriter) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	err := l.zw.Close()
+	dgst := digest.NewDigestFromBytes(digest.SHA256, l.hw.h.Sum(nil))
+	l.task.done(dgst, l.hw.n, err)
+	return err
+}

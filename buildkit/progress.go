@@ -1,0 +1,207 @@
+package buildkit
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/exporter"
+	ladeprogress "github.com/lade-build/lade/progress"
+	"github.com/moby/buildkit/util/progress"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// statusInterval is the minimum time between two byte updates of a layer.
+const statusInterval = 150 * time.Millisecond
+
+// trackerKey is the context key of the export's tracker.
+type trackerKey struct{}
+
+// tracker follows one export: it numbers the layers lade compresses inside
+// BuildKit's blob pipeline and remembers the blobs they produced, so the
+// export can tell new blobs from reused ones.
+type tracker struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	fresh map[digest.Digest]freshBlob
+}
+
+// freshBlob is a blob compressed during this export.
+type freshBlob struct {
+	Uncompressed int64
+	Compressed   int64
+	Took         time.Duration
+}
+
+// globalLayers numbers layers compressed outside of any export (inline
+// cache preparation, cache export).
+var globalLayers atomic.Int64
+
+// withTracker returns ctx carrying t.
+func withTracker(ctx context.Context, t *tracker) context.Context {
+	return context.WithValue(ctx, trackerKey{}, t)
+}
+
+// trackerFrom returns the tracker of ctx, nil when there is none. BuildKit's
+// flightcontrol contexts forward values of the caller's context.
+func trackerFrom(ctx context.Context) *tracker {
+	t, _ := ctx.Value(trackerKey{}).(*tracker)
+	return t
+}
+
+// fresh reports whether dgst was compressed during the export.
+func (t *tracker) freshBlob(dgst digest.Digest) (freshBlob, bool) {
+	if t == nil {
+		return freshBlob{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.fresh[dgst]
+	return b, ok
+}
+
+// start opens the progress status of one layer being compressed.
+func (t *tracker) start(ctx context.Context, c blobs.Compression) *layerTask {
+	var n int64
+	if t != nil {
+		n = t.n.Add(1)
+	} else {
+		n = globalLayers.Add(1)
+	}
+	pw, _, _ := progress.NewFromContext(ctx)
+	now := time.Now()
+	lt := &layerTask{
+		t: t, pw: pw, started: now,
+		id: fmt.Sprintf("compressing layer %d (lade %s)", n, c),
+	}
+	lt.write(progress.Status{Started: &now})
+	return lt
+}
+
+// layerTask is the progress of one layer compressed by lade.
+type layerTask struct {
+	t       *tracker
+	pw      progress.Writer
+	id      string
+	started time.Time
+	mu      sync.Mutex
+	current int64
+	last    time.Time
+}
+
+// add counts n uncompressed bytes, sending an update at most every
+// statusInterval.
+func (l *layerTask) add(n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.current += n
+	now := time.Now()
+	if now.Sub(l.last) < statusInterval {
+		return
+	}
+	l.last = now
+	l.write(progress.Status{Current: int(l.current), Started: &l.started})
+}
+
+// done completes the status and records the blob.
+func (l *layerTask) done(dgst digest.Digest, compressed int64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	st := progress.Status{Current: int(l.current), Started: &l.started, Completed: &now}
+	if err != nil {
+		st.Action = "error"
+	}
+	l.write(st)
+	_ = l.pw.Close()
+	if err != nil || l.t == nil {
+		return
+	}
+	l.t.mu.Lock()
+	if l.t.fresh == nil {
+		l.t.fresh = map[digest.Digest]freshBlob{}
+	}
+	l.t.fresh[dgst] = freshBlob{Uncompressed: l.current, Compressed: compressed, Took: now.Sub(l.started)}
+	l.t.mu.Unlock()
+}
+
+func (l *layerTask) write(st progress.Status) {
+	_ = l.pw.Write(l.id, st)
+}
+
+// bridge forwards lade progress events into BuildKit's progress stream of
+// ctx, one status per vertex, named by the event's name.
+type bridge struct {
+	pw progress.Writer
+}
+
+// newBridge returns a lade progress.Writer writing into ctx's BuildKit
+// progress, and a function closing it.
+func newBridge(ctx context.Context) (ladeprogress.Writer, func()) {
+	pw, _, _ := progress.NewFromContext(ctx)
+	return bridge{pw: pw}, func() { _ = pw.Close() }
+}
+
+// Write implements progress.Writer. lade's per-layer events are left out:
+// the adapter reports each layer once itself (see reportLayers).
+func (b bridge) Write(e ladeprogress.Event) {
+	if strings.HasPrefix(e.ID, "layer:") {
+		return
+	}
+	st := progress.Status{Action: e.Status, Current: int(e.Current), Total: int(e.Total)}
+	if !e.Started.IsZero() {
+		t := e.Started
+		st.Started = &t
+	}
+	if e.Done() {
+		t := e.Completed
+		st.Completed = &t
+	}
+	if e.Error != "" {
+		st.Action = "error: " + e.Error
+	}
+	_ = b.pw.Write(e.Name, st)
+}
+
+// oneOff reports a step with no bytes, as BuildKit's exporters do.
+func oneOff(ctx context.Context, name string) func(error) error {
+	return progress.OneOff(ctx, name)
+}
+
+// reportLayers sends one status per layer not compressed in this export
+// (the ones compressed have their "compressing layer" status): reused
+// blobs with their size, and the empty layers lade dropped.
+func reportLayers(ctx context.Context, tr *tracker, res exporter.Result) {
+	pw, _, _ := progress.NewFromContext(ctx)
+	defer pw.Close()
+	now := time.Now()
+	seen := map[string]bool{}
+	for _, pr := range res.Platforms {
+		for _, l := range pr.Layers {
+			id := ""
+			switch _, fresh := tr.freshBlob(l.Digest); {
+			case l.Dropped:
+				id = fmt.Sprintf("dropping empty layer %s", short(l.Digest))
+			case !fresh:
+				id = fmt.Sprintf("reusing layer %s (%s)", short(l.Digest), l.Compression)
+			}
+			if id == "" || seen[id] {
+				continue
+			}
+			seen[id] = true
+			_ = pw.Write(id, progress.Status{Current: int(l.Size), Total: int(l.Size), Started: &now, Completed: &now})
+		}
+	}
+}
+
+// short is a digest cut to 12 hex digits, as BuildKit shows them.
+func short(d digest.Digest) string {
+	if e := d.Encoded(); len(e) > 12 {
+		return d.Algorithm().String() + ":" + e[:12]
+	}
+	return d.String()
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/sys"
+	"github.com/gofrs/flock"
+	"github.com/moby/buildkit/cache/remotecache"
+	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
+	localremotecache "github.com/moby/buildkit/cache/remotecache/local"
+	registryremotecache "github.com/moby/buildkit/cache/remotecache/registry"
+	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/moby/buildkit/control"
+	"github.com/moby/buildkit/frontend"
+	dockerfile "github.com/moby/buildkit/frontend/dockerfile/builder"
+	"github.com/moby/buildkit/frontend/gateway"
+	"github.com/moby/buildkit/frontend/gateway/forwarder"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/solver"
+	"github.com/moby/buildkit/solver/bboltcachestorage"
+	"github.com/moby/buildkit/util/bklog"
+	"github.com/moby/buildkit/util/db/boltutil"
+	"github.com/moby/buildkit/util/grpcerrors"
+	_ "github.com/moby/buildkit/util/grpcutil/encoding/proto" // BuildKit's gRPC codec
+	"github.com/moby/buildkit/util/resolver"
+	"github.com/moby/buildkit/util/tracing/detect"
+	"github.com/moby/buildkit/worker"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// daemon is a running lade-buildkitd: the root lock, the listeners, the
+// controller and the gRPC server.
+type daemon struct {
+	lock       *flock.Flock
+	listeners  []net.Listener
+	controller *control.Controller
+	server     *grpc.Server
+}
+
+// newDaemon locks the root, opens the listeners, creates the worker and
+// the controller and registers BuildKit's API.
+func newDaemon(ctx context.Context, cfg config.Config) (d *daemon, err error) {
+	d = &daemon{lock: flock.New(filepath.Join(cfg.Root, "buildkitd.lock"))}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	locked, err := d.lock.TryLock()
+	if err != nil {
+		return d, fmt.Errorf("lock %s: %w", d.lock.Path(), err)
+	}
+	if !locked {
+		return d, fmt.Errorf("could not lock %s: is another daemon using %s?", d.lock.Path(), cfg.Root)
+	}
+	if d.listeners, err = listen(cfg.GRPC); err != nil {
+		return d, err
+	}
+	if d.controller, err = newController(ctx, &cfg); err != nil {
+		return d, err
+	}
+	d.server = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(logErrors, grpcerrors.UnaryServerInterceptor),
+		grpc.StreamInterceptor(grpcerrors.StreamServerInterceptor),
+		grpc.MaxRecvMsgSize(defaults.DefaultMaxRecvMsgSize),
+		grpc.MaxSendMsgSize(defaults.DefaultMaxSendMsgSize),
+	)
+	healthv1.RegisterHealthServer(d.server, health.NewServer())
+	d.controller.Register(d.server)
+	return d, nil
+}
+
+// serve serves every listener until ctx ends or one fails.
+func (d *daemon) serve(ctx context.Context) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	for _, l := range d.listeners {
+		eg.Go(func() error {
+			bklog.L.Infof("running server on %s", l.Addr())
+			return d.server.Serve(l)
+		})
+	}
+	eg.Go(func() error {
+		<-ectx.Done()
+		bklog.L.Info("stopping server")
+		d.server.GracefulStop()
+		return nil
+	})
+	err := eg.Wait()
+	if errors.Is(err, grpc.ErrServerStopped) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// close releases what newDaemon took, in reverse order.
+func (d *daemon) close() {
+	if d.server != nil {
+		d.server.Stop()
+	}
+	if d.controller != nil {
+		if err := d.controller.Close(); err != nil {
+			bklog.L.WithError(err).Warn("closing controller")
+		}
+	}
+	for _, l := range d.listeners {
+		_ = l.Close()
+	}
+	if d.lock.Locked() {
+		_ = d.lock.Unlock()
+		_ = os.Remove(d.lock.Path())
+	}
+}
+
+// newController wires the worker, frontends, caches and session manager
+// into BuildKit's controller, as buildkitd does for an OCI worker.
+func newController(ctx context.Context, cfg *config.Config) (*control.Controller, error) {
+	sm, err := session.NewManager()
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWorker(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	wc := &worker.Controller{}
+	if err := wc.Add(w); err != nil {
+		return nil, err
+	}
+	frontends := map[string]frontend.Frontend{}
+	if e := cfg.Frontends.Dockerfile.Enabled; e == nil || *e {
+		frontends["dockerfile.v0"] = forwarder.NewGatewayForwarder(wc.Infos(), dockerfile.Build)
+	}
+	if e := cfg.Frontends.Gateway.Enabled; e == nil || *e {
+		gw, err := gateway.NewGatewayFrontend(wc.Infos(), cfg.Frontends.Gateway.AllowedRepositories)
+		if err != nil {
+			return nil, err
+		}
+		frontends["gateway.v0"] = gw
+	}
+	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(cfg.Root, "cache.db"))
+	if err != nil {
+		return nil, err
+	}
+	historyDB, err := boltutil.SafeOpen(filepath.Join(cfg.Root, "history.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, err
+	}
+	hosts := resolver.NewRegistryConfig(cfg.Registries)
+	return control.NewController(control.Opt{
+		SessionManager:   sm,
+		WorkerController: wc,
+		Frontends:        frontends,
+		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{
+			"registry": registryremotecache.ResolveCacheExporterFunc(sm, hosts),
+			"local":    localremotecache.ResolveCacheExporterFunc(sm),
+			"inline":   inlineremotecache.ResolveCacheExporterFunc(),
+		},
+		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
+			"registry": registryremotecache.ResolveCacheImporterFunc(sm, w.ContentStore(), hosts),
+			"local":    localremotecache.ResolveCacheImporterFunc(sm),
+		},
+		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
+		Entitlements:   cfg.Entitlements,
+		HistoryDB:      historyDB,
+		CacheStore:     cacheStorage,
+		LeaseManager:   w.LeaseManager(),
+		ContentStore:   w.ContentStore(),
+		HistoryConfig:  cfg.History,
+		ProxyNetwork:   cfg.ProxyNetwork,
+		GarbageCollect: w.GarbageCollect,
+		GracefulStop:   ctx.Done(),
+		// Traces clients send are kept in memory for the build history, as
+		// buildkitd does.
+		TraceCollector: detect.Recorder,
+	})
+}
+
+// listen opens the gRPC listeners: unix sockets (owned by the configured
+// uid/gid) and plain tcp.
+func listen(g config.GRPCConfig) ([]net.Listener, error) {
+	uid, gid := os.Getuid(), os.Getgid()
+	if g.UID != nil {
+		uid = *g.UID
+	}
+	if g.GID != nil {
+		gid = *g.GID
+	}
+	if g.TLS.Cert != "" || g.TLS.Key != "" {
+		return nil, errors.New("TLS listeners are not supported by lade-buildkitd: listen on a unix socket")
+	}
+	var out []net.Listener
+	for _, addr := range g.Address {
+		proto, path, ok := strings.Cut(addr, "://")
+		var l net.Listener
+		var err error
+		switch {
+		case !ok:
+			err = fmt.Errorf("address %s has no protocol: did you mean unix://%s?", addr, addr)
+		case proto == "unix":
+			l, err = sys.GetLocalListener(path, uid, gid)
+		case proto == "tcp":
+			bklog.L.Warnf("listening on %s without TLS", addr)
+			l, err = net.Listen("tcp", path)
+		default:
+			err = fmt.Errorf("address %s: only unix:// and tcp:// are supported", addr)
+		}
+		if err != nil {
+			for _, o := range out {
+				_ = o.Close()
+			}
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// groupID resolves a group name or number.
+func groupID(group string) (int, error) {
+	if id, err := strconv.Atoi(group); err == nil {
+		return id, nil
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// logErrors logs the errors of unary calls, as buildkitd does.
+func logErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		bklog.G(ctx).Errorf("%s returned error: %v", info.FullMethod, err)
+	}
+	return resp, err
+}

@@ -1,0 +1,107 @@
+package commit_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/lade-build/lade/exporter/commit"
+)
+
+// TestApplyChanges checks each instruction against what docker commit
+// --change makes of it.
+func TestApplyChanges(t *testing.T) {
+	base := `{"architecture":"amd64","config":{"Env":["PATH=/bin","HOME=/root"],"Cmd":["sh"],"WorkingDir":"/srv","Labels":{"old":"1"},"Healthcheck":{"Test":["NONE"]}}}`
+	for _, tc := range []struct {
+		name    string
+		changes []string
+		want    string // the resulting "config" object
+	}{
+		{"cmd exec", []string{`CMD ["/app", "-v"]`}, `"Cmd":["/app","-v"]`},
+		{"cmd shell", []string{`cmd echo "hi there"`}, `"Cmd":["/bin/sh","-c","echo \"hi there\""]`},
+		{"entrypoint resets cmd", []string{`ENTRYPOINT ["/app"]`}, `"Entrypoint":["/app"]`},
+		{"entrypoint keeps a new cmd", []string{`CMD ["x"]`, `ENTRYPOINT ["/app"]`}, `"Cmd":["x"],"Entrypoint":["/app"]`},
+		{"env pairs and expansion", []string{`ENV A=1 PATH=/usr/bin:$PATH B="two words" C=${HOME}/x`},
+			`"Env":["PATH=/usr/bin:/bin","HOME=/root","A=1","B=two words","C=/root/x"]`},
+		{"env uses values from before", []string{`ENV HOME=/h D=$HOME`}, `"Env":["PATH=/bin","HOME=/h","D=/root"]`},
+		{"env legacy", []string{`ENV GREETING hello world`}, `"GREETING=hello world"`},
+		{"env default", []string{`ENV X=${UNSET:-dflt} Y=${HOME:+set}`}, `"X=dflt","Y=set"`},
+		{"label", []string{`LABEL "com.example.k"="v 1" other=x`}, `"Labels":{"com.example.k":"v 1","old":"1","other":"x"}`},
+		{"expose", []string{`EXPOSE 80 53/UDP 8000-8001`}, `"ExposedPorts":{"53/udp":{},"80/tcp":{},"8000/tcp":{},"8001/tcp":{}}`},
+		{"volume json", []string{`VOLUME ["/data", "/logs"]`}, `"Volumes":{"/data":{},"/logs":{}}`},
+		{"volume words", []string{`VOLUME /data /logs`}, `"Volumes":{"/data":{},"/logs":{}}`},
+		{"workdir relative", []string{`WORKDIR app`, `WORKDIR ../lib`}, `"WorkingDir":"/srv/lib"`},
+		{"workdir absolute expanded", []string{`WORKDIR $HOME/w`}, `"WorkingDir":"/root/w"`},
+		{"user", []string{`USER 1000:1000`}, `"User":"1000:1000"`},
+		{"stopsignal", []string{`STOPSIGNAL SIGINT`}, `"StopSignal":"SIGINT"`},
+		{"onbuild", []string{`ONBUILD run make`}, `"OnBuild":["RUN make"]`},
+		{"several per entry", []string{"USER a\n# comment\n\nUSER b"}, `"User":"b"`},
+		{"unknown fields kept", []string{`USER x`}, `"Healthcheck":{"Test":["NONE"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			changes, err := commit.ParseChanges(tc.changes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := commit.ApplyChanges([]byte(base), changes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var top map[string]json.RawMessage
+			if err := json.Unmarshal(out, &top); err != nil {
+				t.Fatal(err)
+			}
+			if string(top["architecture"]) != `"amd64"` {
+				t.Errorf("top-level fields lost: %s", out)
+			}
+			if got := string(top["config"]); !strings.Contains(got, tc.want) {
+				t.Errorf("config %s\nwant it to contain %s", got, tc.want)
+			}
+			if tc.name == "entrypoint resets cmd" && strings.Contains(string(top["config"]), `"Cmd"`) {
+				t.Errorf("ENTRYPOINT kept the inherited CMD: %s", top["config"])
+			}
+		})
+	}
+}
+
+// TestParseChangesErrors checks that bad changes fail with a useful error.
+func TestParseChangesErrors(t *testing.T) {
+	for _, tc := range []struct{ change, want string }{
+		{"RUN make", "RUN is not an instruction commit takes"},
+		{"HEALTHCHECK NONE", "HEALTHCHECK is not an instruction"},
+		{"ENV", "ENV needs arguments"},
+		{"ENV A", "has no value"},
+		{"ENV =x", "use KEY=VALUE"},
+		{`ENV A="x`, "unterminated double quote"},
+		{"ENV A='x", "unterminated single quote"},
+		{"ENV A=${B", "unterminated ${"},
+		{"ENV A=${B:?x}", "unsupported modifier"},
+		{"EXPOSE 0", "ports 1-65535"},
+		{"EXPOSE 80/icmp", "tcp, udp or sctp"},
+		{"EXPOSE 90-80", "ports 1-65535"},
+		{"USER a b", "takes one argument"},
+		{"ONBUILD FROM x", "not allowed"},
+	} {
+		_, err := commit.ParseChanges([]string{tc.change})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseChanges(%q) = %v, want an error containing %q", tc.change, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseChanges checks that no input panics and that what parses also
+// applies to a config.
+func FuzzParseChanges(f *testing.F) {
+	for _, s := range []string{`ENV A=$B "c d" ${E:-f}`, `CMD ["x"]`, `LABEL 'a'=b`, `EXPOSE 1-3/udp`, `WORKDIR ../x`, `VOLUME ["/a"]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		changes, err := commit.ParseChanges([]string{s})
+		if err != nil {
+			return
+		}
+		if _, err := commit.ApplyChanges([]byte(`{"config":{"Env":["B=1"]}}`), changes); err != nil {
+			t.Fatalf("ParseChanges accepted %q but ApplyChanges failed: %v", s, err)
+		}
+	})
+}
