@@ -2,10 +2,11 @@
 # Installs everything lade's tests need from Debian's packages: the real
 # tools every image lade writes is checked with (skopeo, umoci), runc to run
 # images, a registry to push to, busybox-static for a runnable base layer and
-# htpasswd for registry auth. Idempotent; needs root (or sudo).
+# htpasswd for registry auth, containerd (a destination) and docker.io (docker
+# load and docker commit comparisons). Idempotent; needs root (or sudo).
 set -euo pipefail
 
-pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz)
+pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

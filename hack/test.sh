@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lade's test command: installs what the tests need, checks formatting and
 # vet, runs every test (unit and end-to-end with the real tools), then runs
-# each fuzz target briefly. Usage: hack/test.sh [go test args...]
+# lade-buildkitd's frontend tests (root), then each fuzz target briefly.
+# Usage: hack/test.sh [go test args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ go vet ./...
 
 echo "== go test"
 go test -count=1 "$@" ./...
+
+echo "== frontend tests (lade-buildkitd and stock buildkitd, driven by buildctl)"
+bash hack/frontend-test.sh
 
 echo "== fuzz (brief)"
 for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do
