@@ -18,24 +18,43 @@ import (
 var (
 	stepLine   = regexp.MustCompile(`^#(\d+) (\[[^\]]*\d+/\d+\] .*)$`)
 	cachedLine = regexp.MustCompile(`^#(\d+) CACHED$`)
+	// pullLine is a cache blob fetched lazily under a cached step's vertex
+	// (BuildKit shows it instead of CACHED when the export needs the blob).
+	pullLine = regexp.MustCompile(`^#(\d+) sha256:[0-9a-f]{64} .*done$`)
+	doneLine = regexp.MustCompile(`^#(\d+) DONE [0-9.]+s$`)
+	anyLine  = regexp.MustCompile(`^#(\d+) `)
 )
 
 // cachedSteps reads buildctl's plain progress and returns each Dockerfile
-// step ("[2/6] RUN ...") with whether it was a cache hit.
+// step ("[2/6] RUN ...") with whether it was a cache hit: marked CACHED, or
+// showing nothing but lazily pulled cache blobs (a step that ran shows
+// neither). (A step that ran anyway
+// would also change the image's diffIDs, which the caller compares.)
 func cachedSteps(out string) map[string]bool {
 	names := map[string]string{}
-	steps := map[string]bool{}
+	cached := map[string]bool{}
+	other := map[string]bool{}
+	pulls := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
-		if m := stepLine.FindStringSubmatch(sc.Text()); m != nil {
+		line := sc.Text()
+		if m := stepLine.FindStringSubmatch(line); m != nil {
 			names[m[1]] = m[2]
-			if _, ok := steps[m[2]]; !ok {
-				steps[m[2]] = false
-			}
+			continue
 		}
-		if m := cachedLine.FindStringSubmatch(sc.Text()); m != nil && names[m[1]] != "" {
-			steps[names[m[1]]] = true
+		switch m := anyLine.FindStringSubmatch(line); {
+		case m == nil, doneLine.MatchString(line):
+		case cachedLine.MatchString(line):
+			cached[m[1]] = true
+		case pullLine.MatchString(line):
+			pulls[m[1]] = true
+		default:
+			other[m[1]] = true
 		}
+	}
+	steps := map[string]bool{}
+	for id, name := range names {
+		steps[name] = steps[name] || cached[id] || (pulls[id] && !other[id])
 	}
 	return steps
 }
