@@ -17,6 +17,9 @@ const (
 	DefaultMaxAttempts = 5
 	// DefaultRetryDelay is the first backoff delay; it doubles per attempt.
 	DefaultRetryDelay = 250 * time.Millisecond
+	// DefaultResponseTimeout bounds the wait for a registry's response
+	// headers; a stalled registry then counts as a failed attempt.
+	DefaultResponseTimeout = 60 * time.Second
 	// maxRetryDelay caps one backoff delay, Retry-After included.
 	maxRetryDelay = 10 * time.Second
 )
@@ -46,6 +49,10 @@ type Options struct {
 	// per attempt (with jitter, at most 10s, longer if the registry sends
 	// Retry-After). 0 means DefaultRetryDelay.
 	RetryDelay time.Duration
+	// ResponseTimeout bounds the wait for each response's headers once a
+	// request is sent: a registry that stalls longer fails the attempt,
+	// which is retried. 0 means DefaultResponseTimeout.
+	ResponseTimeout time.Duration
 	// ByDigest pushes the root by digest only: the reference must have no
 	// tag (a name, or name@digest of the root).
 	ByDigest bool
@@ -69,6 +76,9 @@ func (o Options) Validate() error {
 	if o.MaxAttempts < 0 {
 		return fmt.Errorf("max attempts %d is negative: use 0 for the default (%d) or 1 for no retries", o.MaxAttempts, DefaultMaxAttempts)
 	}
+	if o.ResponseTimeout < 0 {
+		return fmt.Errorf("response timeout %s is negative: use 0 for the default (%s)", o.ResponseTimeout, DefaultResponseTimeout)
+	}
 	if o.RetryDelay < 0 {
 		return fmt.Errorf("retry delay %s is negative: use 0 for the default (%s)", o.RetryDelay, DefaultRetryDelay)
 	}
@@ -88,6 +98,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryDelay == 0 {
 		o.RetryDelay = DefaultRetryDelay
+	}
+	if o.ResponseTimeout == 0 {
+		o.ResponseTimeout = DefaultResponseTimeout
 	}
 	o.Progress = progress.OrDiscard(o.Progress)
 	return o

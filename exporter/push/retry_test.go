@@ -299,3 +299,37 @@ func TestPushCancelStopsRetries(t *testing.T) {
 		t.Fatalf("cancelled push took %s", d)
 	}
 }
+
+// TestPushSlowRegistry: a registry answering slowly still gets the image;
+// one that stalls past the response timeout fails each attempt and the push
+// ends with a clear timeout error, no manifest pushed.
+func TestPushSlowRegistry(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	store := newStore(t)
+	img := writeImage(t, store)
+	reg.SetFault(func(r *http.Request) (int, bool) {
+		time.Sleep(50 * time.Millisecond)
+		return 0, false
+	})
+	opts := fastRetries
+	opts.ResponseTimeout = 2 * time.Second
+	if err := Push(context.Background(), store, img.root, reg.Host+"/lade/slow:v1", opts); err != nil {
+		t.Fatalf("slow registry: %v", err)
+	}
+	reg.SetFault(func(r *http.Request) (int, bool) {
+		if isUploadPUT(r) {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		return 0, false
+	})
+	reg.ResetCounts()
+	opts.ResponseTimeout = 300 * time.Millisecond
+	opts.MaxAttempts = 2
+	err := Push(context.Background(), store, img.root, reg.Host+"/lade/stalled:v1", opts)
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("stalled registry: %v, want a timeout error", err)
+	}
+	if n := reg.Count(http.MethodPut, testutil.KindManifest); n != 0 {
+		t.Errorf("%d manifests pushed over missing layers", n)
+	}
+}

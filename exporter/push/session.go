@@ -66,6 +66,7 @@ func (s *session) transport() (http.RoundTripper, error) {
 			return nil, err
 		}
 		base := docker.DefaultHTTPTransport(cfg)
+		base.ResponseHeaderTimeout = s.opts.ResponseTimeout
 		loose := base.Clone()
 		if s.opts.Insecure {
 			loose.TLSClientConfig.InsecureSkipVerify = true
