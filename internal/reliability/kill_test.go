@@ -60,7 +60,8 @@ func startAndWaitIngest(t testing.TB, cmd *exec.Cmd, root string, before map[str
 //     Check cannot tell them from a running export's), at most one of each
 //     per kill: no blob is corrupt or missing, no image points at missing
 //     content;
-//   - lade prune succeeds and keeps every image's content.
+//   - lade prune succeeds, keeps every image's content, and removes the
+//     leases and ingests of the killed processes: lade check is clean.
 func TestKillExportMidLayer(t *testing.T) {
 	k := newKillFixture(t)
 	c, root, export := k.c, k.root, k.export
@@ -102,7 +103,11 @@ func TestKillExportMidLayer(t *testing.T) {
 	r := c.ok("prune")
 	t.Logf("lade prune: %s", strings.TrimSpace(r.stdout))
 	verifyImages(t, root, append(names, "kill:calibrate"))
-	leftovers(t, c.checkFaults(), kills)
+	// Leases record their owning process: prune removes those of the
+	// killed exports, and containerd's GC their ingests.
+	if f := c.checkFaults(); len(f) != 0 {
+		t.Errorf("lade check after prune: %v", f)
+	}
 }
 
 // killFixture is a store and a 10 MiB single-layer directory whose export
