@@ -1,5 +1,5 @@
-// Command lade-buildkitd is a buildkitd-compatible build daemon whose
-// image, oci and docker exporters are lade's. It runs one OCI worker (runc,
+// Package main is the lade-buildkitd command, a buildkitd-compatible build
+// daemon whose image, oci and docker exporters are lade's. It runs one OCI worker (runc,
 // with the overlayfs or native snapshotter), the built-in Dockerfile
 // frontend and the gateway frontend, and serves BuildKit's API, so the
 // stock buildctl, buildx's remote driver and any BuildKit client use it

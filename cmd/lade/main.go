@@ -1,6 +1,6 @@
-// Command lade turns directories, layer tarballs and base images into OCI
-// and Docker images: into its embedded store, OCI layouts, docker archives
-// and registries. See `lade --help`.
+// Package main is the lade command. lade turns directories, layer
+// tarballs and base images into OCI and Docker images: into its embedded
+// store, OCI layouts, docker archives and registries. See `lade --help`.
 package main
 
 import (

@@ -62,9 +62,6 @@ func childExport(ctx context.Context, root, id string) (err error) {
 // its content in the store and a clean Check.
 func TestConcurrentProcesses(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("spawns processes")
-	}
 	const n = 8
 	root := filepath.Join(t.TempDir(), "root")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
