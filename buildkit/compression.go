@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/blobs"
@@ -52,18 +53,38 @@ func bkCompression(t blobs.Type) (compression.Type, error) {
 }
 
 // Compress implements compression.Type: the writer compresses with lade and
-// reports the layer's progress to the export that asked for it.
+// reports the layer's progress to the export that asked for it. When that
+// export streams an OCI tar, the finalizer (which BuildKit calls once the
+// blob is committed to the content store) hands the sealed blob to it.
 func (t compressionType) Compress(ctx context.Context, comp compression.Config) (compression.Compressor, compression.Finalizer) {
 	c := blobs.Compression{Type: t.lade, Level: comp.Level}
-	return func(dest io.Writer, _ string) (io.WriteCloser, error) {
-		tr := trackerFrom(ctx)
+	tr := trackerFrom(ctx)
+	var mu sync.Mutex
+	var last *layerWriter
+	compressor := func(dest io.Writer, _ string) (io.WriteCloser, error) {
 		hw := &hashWriter{w: dest, h: sha256.New()}
 		zw, err := c.NewWriter(hw, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return nil, err
 		}
-		return &layerWriter{zw: zw, hw: hw, task: tr.start(ctx, c)}, nil
-	}, nil
+		lw := &layerWriter{zw: zw, hw: hw, task: tr.start(ctx, c)}
+		mu.Lock()
+		last = lw
+		mu.Unlock()
+		return lw, nil
+	}
+	if !tr.streaming() {
+		return compressor, nil
+	}
+	return compressor, func(context.Context, content.Store) (map[string]string, error) {
+		mu.Lock()
+		lw := last
+		mu.Unlock()
+		if lw != nil && lw.sealed != "" {
+			tr.seal(ocispecs.Descriptor{MediaType: t.MediaType(), Digest: lw.sealed, Size: lw.hw.n}, lw.n)
+		}
+		return nil, nil
+	}
 }
 
 // Decompress implements compression.Type.
@@ -110,11 +131,15 @@ type layerWriter struct {
 	zw     io.WriteCloser
 	hw     *hashWriter
 	task   *layerTask
+	n      int64 // uncompressed bytes written
 	closed bool
+	// sealed is the blob's digest once Close succeeded.
+	sealed digest.Digest
 }
 
 func (l *layerWriter) Write(p []byte) (int, error) {
 	n, err := l.zw.Write(p)
+	l.n += int64(n)
 	l.task.add(int64(n))
 	return n, err
 }
@@ -127,5 +152,8 @@ func (l *layerWriter) Close() error {
 	err := l.zw.Close()
 	dgst := digest.NewDigestFromBytes(digest.SHA256, l.hw.h.Sum(nil))
 	l.task.done(dgst, l.hw.n, err)
+	if err == nil {
+		l.sealed = dgst
+	}
 	return err
 }

@@ -26,11 +26,12 @@ import (
 
 // deliver sends the committed image where the output asks. For a push it
 // returns the finalize callback BuildKit runs after all exports.
-func (i *instance) deliver(ctx context.Context, p *plan, desc ocispecs.Descriptor, names []string, resp map[string]string, sid string) (bkexporter.FinalizeFunc, error) {
+// st is the OCI tar already streaming to the client, nil if none.
+func (i *instance) deliver(ctx context.Context, p *plan, desc ocispecs.Descriptor, names []string, resp map[string]string, sid string, st *tarStream) (bkexporter.FinalizeFunc, error) {
 	if i.isImage() {
 		return i.deliverImage(ctx, p, desc, names, resp, sid)
 	}
-	return nil, i.deliverArchive(ctx, p, desc, names, resp, sid)
+	return nil, i.deliverArchive(ctx, p, desc, names, resp, sid, st)
 }
 
 // deliverImage names the image in the worker's image store (when it has
@@ -109,8 +110,9 @@ func (i *instance) setImage(ctx context.Context, img images.Image) error {
 
 // deliverArchive streams an OCI layout tar or a docker archive to the
 // client (type=oci and type=docker), or copies the blobs into the client's
-// content store (type=oci,tar=false).
-func (i *instance) deliverArchive(ctx context.Context, p *plan, desc ocispecs.Descriptor, names []string, resp map[string]string, sid string) error {
+// content store (type=oci,tar=false). st, when not nil, is the OCI tar
+// already streaming: it gets the rest of the image.
+func (i *instance) deliverArchive(ctx context.Context, p *plan, desc ocispecs.Descriptor, names []string, resp map[string]string, sid string, st *tarStream) error {
 	tagged, err := tagNames(names)
 	if err != nil {
 		return err
@@ -122,6 +124,9 @@ func (i *instance) deliverArchive(ctx context.Context, p *plan, desc ocispecs.De
 		return err
 	}
 	mp, _ := i.layerProvider(p)
+	if st != nil {
+		return st.complete(ctx, mp, desc, tagged, createdOf(p))
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	caller, err := i.e.opt.SessionManager.Get(cctx, sid, false)

@@ -48,6 +48,18 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 	}()
 	tr := &tracker{}
 	ctx = withTracker(ctx, tr)
+	st, err := i.openTarStream(ctx, p, src, bi.SessionID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st != nil {
+		tr.setSink(st.add)
+		defer func() {
+			if err != nil {
+				st.abort(err)
+			}
+		}()
+	}
 	if err := i.exportLayers(ctx, p, bi.SessionID); err != nil {
 		return nil, nil, nil, err
 	}
@@ -69,7 +81,7 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 		return nil, nil, nil, err
 	}
 	descref = containerimage.NewDescriptorReference(desc, done)
-	fin, err := i.deliver(ctx, p, desc, names, resp, bi.SessionID)
+	fin, err := i.deliver(ctx, p, desc, names, resp, bi.SessionID, st)
 	if err != nil {
 		descref = nil
 		return nil, nil, nil, err
@@ -77,17 +89,11 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 	return resp, fin, descref, nil
 }
 
-// commit rewrites timestamps if asked, adds the inline cache and runs
-// lade's ImageWriter over the platforms' stored blobs.
+// commit adds the inline cache and runs lade's ImageWriter over the
+// platforms' stored blobs (with rewrite-timestamp, exportEpochLayers
+// already clamped the new layers' file times).
 func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuildInfo) (exporter.Result, error) {
 	opts := i.s.out.Options
-	if opts.RewriteTimestamp && p.epoch != nil {
-		for _, pp := range p.platforms {
-			if err := i.rewriteTimestamps(ctx, pp, p.epoch); err != nil {
-				return exporter.Result{}, err
-			}
-		}
-	}
 	caches, err := inlineCacheEntries(ctx, bi.InlineCache, p)
 	if err != nil {
 		return exporter.Result{}, err
@@ -132,8 +138,8 @@ func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuil
 }
 
 // ladeOptions are the ImageWriter options of the export. Compression,
-// forcing and timestamp rewriting already happened in BuildKit's pipeline;
-// lade reuses the stored blobs as they are.
+// forcing and timestamp rewriting already happened (in BuildKit's pipeline,
+// or lade's for rewrite-timestamp); lade reuses the stored blobs as they are.
 func (i *instance) ladeOptions(p *plan, pw ladeprogress.Writer) exporter.Options {
 	o := i.s.out.Options
 	o.Docker = !p.oci
@@ -206,6 +212,7 @@ func (i *instance) response(p *plan, res exporter.Result, desc ocispecs.Descript
 			}
 		}
 	}
+	markEpochLayers(p, res)
 	report, err := json.Marshal(map[string]any{"platforms": res.Platforms, "created": res.Created})
 	if err != nil {
 		return nil, err

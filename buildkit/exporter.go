@@ -11,6 +11,12 @@
 // history against the layers (dropping empty ones), patches the config and
 // writes manifests and the index into the worker's content store under a
 // lease. Inline cache layer indices are remapped after normalization.
+//
+// With rewrite-timestamp and an epoch, the new layers are the exception:
+// lade diffs them itself from the refs' mounted snapshots (the overlay
+// upperdir, or both trees) with file times clamped as the tar is written,
+// hashed and compressed in the same pass (TimestampRewriter), instead of
+// BuildKit's blob pipeline followed by its converter.
 // Attestations are written as attestation manifests in the index, as
 // BuildKit does.
 //
@@ -50,6 +56,9 @@ type Opt struct {
 	RegistryHosts docker.RegistryHosts
 	// Writer is lade's image writer over ContentStore; nil makes one.
 	Writer *exporter.ImageWriter
+	// Rewriter makes the new layers of rewrite-timestamp exports; nil
+	// makes one without a cache manager.
+	Rewriter *TimestampRewriter
 }
 
 // Exporter is a BuildKit exporter of one type (image, oci or docker)
@@ -74,6 +83,9 @@ func New(typ string, opt Opt) (*Exporter, error) {
 	}
 	if opt.Writer == nil {
 		opt.Writer = exporter.NewImageWriter(opt.ContentStore)
+	}
+	if opt.Rewriter == nil {
+		opt.Rewriter = NewTimestampRewriter(opt.ContentStore, opt.LeaseManager, nil)
 	}
 	return &Exporter{opt: opt, typ: typ}, nil
 }

@@ -33,6 +33,9 @@ type plan struct {
 	started     time.Time
 	epoch       *time.Time
 	annotations exporter.Annotations
+	// epochLayers are the blobs made with file times clamped to the epoch
+	// (rewrite-timestamp); filled by exportEpochLayers.
+	epochLayers map[digest.Digest]bool
 }
 
 // platformPlan is one platform of a plan.

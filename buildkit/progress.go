@@ -13,6 +13,7 @@ import (
 	ladeprogress "github.com/lade-build/lade/progress"
 	"github.com/moby/buildkit/util/progress"
 	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // statusInterval is the minimum time between two byte updates of a layer.
@@ -28,6 +29,9 @@ type tracker struct {
 	n     atomic.Int64
 	mu    sync.Mutex
 	fresh map[digest.Digest]freshBlob
+	// sink, when set, receives every blob sealed during the export, with
+	// the size of its uncompressed tar (see tarStream).
+	sink func(desc ocispecs.Descriptor, uncompressed int64)
 }
 
 // freshBlob is a blob compressed during this export.
@@ -62,6 +66,33 @@ func (t *tracker) freshBlob(dgst digest.Digest) (freshBlob, bool) {
 	defer t.mu.Unlock()
 	b, ok := t.fresh[dgst]
 	return b, ok
+}
+
+// setSink makes the tracker hand sealed blobs to sink.
+func (t *tracker) setSink(sink func(ocispecs.Descriptor, int64)) {
+	t.mu.Lock()
+	t.sink = sink
+	t.mu.Unlock()
+}
+
+// streaming reports whether sealed blobs have a sink.
+func (t *tracker) streaming() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sink != nil
+}
+
+// seal hands a blob committed to the content store to the sink.
+func (t *tracker) seal(desc ocispecs.Descriptor, uncompressed int64) {
+	t.mu.Lock()
+	sink := t.sink
+	t.mu.Unlock()
+	if sink != nil {
+		sink(desc, uncompressed)
+	}
 }
 
 // start opens the progress status of one layer being compressed.

@@ -13,17 +13,19 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver"
 	"github.com/moby/buildkit/util/contentutil"
-	"github.com/moby/buildkit/util/converter"
 	digest "github.com/opencontainers/go-digest"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
 
 // exportLayers makes sure every layer of every platform's ref has a blob,
-// computed by BuildKit's blob pipeline with lade's compressor, and records
+// computed by BuildKit's blob pipeline with lade's compressor (or, with
+// rewrite-timestamp, by lade's own pipeline: see exportEpochLayers), and records
 // each platform's remote (descriptors bottom first, and a provider that
 // can fetch lazy base layers).
 func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) error {
+	if i.rewriting(plan) {
+		return i.exportEpochLayers(ctx, plan, sid)
+	}
 	done := oneOff(ctx, "exporting layers")
 	eg, ectx := errgroup.WithContext(ctx)
 	for _, pp := range plan.platforms {
@@ -63,49 +65,6 @@ func layerMetas(ref cache.ImmutableRef, n int) []layerMeta {
 		out[i] = layerMeta{description: r.GetDescription(), createdAt: r.GetCreatedAt()}
 	}
 	return out
-}
-
-// rewriteTimestamps rewrites the new layers of a platform with file times
-// clamped to epoch, with BuildKit's converter (so the diffIDs are the ones
-// stock BuildKit gives) and lade's compressor. Leading layers equal to the
-// base image's are kept, as BuildKit does.
-func (i *instance) rewriteTimestamps(ctx context.Context, pp *platformPlan, epoch *time.Time) error {
-	remote := pp.remote
-	cs := contentutil.NewStoreWithProvider(i.e.opt.ContentStore, remote.Provider)
-	descs := append([]ocispecs.Descriptor(nil), remote.Descriptors...)
-	done := oneOff(ctx, fmt.Sprintf("rewriting layers with source-date-epoch %d (%s)", epoch.Unix(), epoch.UTC()))
-	eg, ectx := errgroup.WithContext(ctx)
-	diverged := false
-	for n, desc := range descs {
-		diffID := digest.Digest(desc.Annotations[labels.LabelUncompressed])
-		var immutable map[digest.Digest]struct{}
-		if base := pp.baseDiffIDs; !diverged && n < len(base) {
-			if base[n] == diffID {
-				continue
-			}
-			diverged = true
-			immutable = map[digest.Digest]struct{}{base[n]: {}}
-		}
-		eg.Go(func() error {
-			conv, err := converter.NewWithRewriteTimestamp(ectx, cs, desc, i.s.refCfg.Compression, epoch, immutable)
-			if err != nil || conv == nil {
-				return err
-			}
-			nd, err := conv(ectx, cs, desc)
-			if err != nil {
-				return fmt.Errorf("rewrite layer %d/%d to source-date-epoch %d: %w", n+1, len(descs), epoch.Unix(), err)
-			}
-			if nd != nil {
-				descs[n] = *nd
-			}
-			return nil
-		})
-	}
-	if err := done(eg.Wait()); err != nil {
-		return err
-	}
-	pp.remote = &solver.Remote{Descriptors: descs, Provider: cs}
-	return nil
 }
 
 // ladeChain turns a platform's remote into a lade ref chain whose layers

@@ -13,13 +13,18 @@ import (
 // wrapped worker's.
 type Worker struct {
 	*base.Worker
-	writer *exporter.ImageWriter
+	writer   *exporter.ImageWriter
+	rewriter *TimestampRewriter
 }
 
 // NewWorker wraps w. One lade ImageWriter is shared by all exports, so
 // identical work of concurrent builds runs once.
 func NewWorker(w *base.Worker) *Worker {
-	return &Worker{Worker: w, writer: exporter.NewImageWriter(w.ContentStore())}
+	return &Worker{
+		Worker:   w,
+		writer:   exporter.NewImageWriter(w.ContentStore()),
+		rewriter: NewTimestampRewriter(w.ContentStore(), w.LeaseManager(), w.CacheManager()),
+	}
 }
 
 // Exporter implements worker.Worker.
@@ -33,6 +38,7 @@ func (w *Worker) Exporter(name string, sm *session.Manager) (bkexporter.Exporter
 			Images:         w.ImageStore,
 			RegistryHosts:  w.RegistryHosts,
 			Writer:         w.writer,
+			Rewriter:       w.rewriter,
 		})
 	}
 	return w.Worker.Exporter(name, sm)

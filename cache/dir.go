@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -230,21 +229,7 @@ func hashTree(dir, parentID string) (digest.Digest, int64, error) {
 // writeDirDiff writes the OCI layer tar of the changes from lower to upper
 // (lower "" means an empty directory).
 func writeDirDiff(ctx context.Context, w io.Writer, lower, upper string, epoch *time.Time) error {
-	root, err := openRootFS(upper)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	bw := bufio.NewWriterSize(w, 64<<10)
-	cw := newChangeWriter(bw, root, epoch)
-	if err := cfs.Changes(ctx, lower, upper, cw.ChangeFunc(ctx)); err != nil {
-		return fmt.Errorf("compute changes: %w", err)
-	}
-	if err := cw.Close(); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write tar: %w", err)
-	}
-	return nil
+	return writeChanges(ctx, w, upper, epoch, func(ctx context.Context, fn cfs.ChangeFunc) error {
+		return cfs.Changes(ctx, lower, upper, fn)
+	})
 }

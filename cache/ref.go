@@ -5,8 +5,10 @@
 // Sources of refs: directory snapshots (DirRef: each ref is a full rootfs and
 // its layer is the diff against the parent's rootfs), layer tarballs
 // (TarballRef: plain, gzip or zstd), and blobs already in a content store
-// (StoredRef: base-image layers reused as they are). The buildkit package
-// adapts BuildKit's cache refs to the same interface.
+// (StoredRef: base-image layers reused as they are), and changes reported
+// by the caller (ChangesRef: e.g. an overlay upperdir walk over mounts the
+// caller prepares). The buildkit package adapts BuildKit's cache refs to the
+// same interface.
 package cache
 
 import (

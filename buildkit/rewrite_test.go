@@ -1,0 +1,101 @@
+package buildkit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/leases"
+	cfs "github.com/containerd/continuity/fs"
+	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/exporter"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// fakeLeases records AddResource calls.
+type fakeLeases struct {
+	leases.Manager
+	added []string
+}
+
+func (f *fakeLeases) AddResource(_ context.Context, l leases.Lease, r leases.Resource) error {
+	f.added = append(f.added, l.ID+" "+r.Type+" "+r.ID)
+	return nil
+}
+
+// TestEpochCache: a blob is found only for its own epoch (and compression
+// and level), a hit is added to the asking export's lease, and the cache
+// is bounded.
+func TestEpochCache(t *testing.T) {
+	fl := &fakeLeases{}
+	c := &epochCache{leases: fl}
+	k := blobs.Key{RefID: "rewrite:buildkit:abc", Compression: blobs.Gzip, Level: 6, Epoch: 1700000000}
+	p := blobs.DiffPair{Blob: ocispecs.Descriptor{Digest: digest.FromString("blob")}}
+	ctx := leases.WithLease(context.Background(), "export-1")
+	if err := c.Put(ctx, k, p); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.Get(ctx, k); err != nil || !ok || got.Blob.Digest != p.Blob.Digest {
+		t.Fatalf("same key: %v %v %v", got, ok, err)
+	}
+	if want := "export-1 content " + p.Blob.Digest.String(); len(fl.added) != 1 || fl.added[0] != want {
+		t.Fatalf("lease resources %v, want [%s]", fl.added, want)
+	}
+	for _, other := range []blobs.Key{
+		{RefID: k.RefID, Compression: k.Compression, Level: k.Level, Epoch: 1600000000},
+		{RefID: k.RefID, Compression: k.Compression, Level: 9, Epoch: k.Epoch},
+		{RefID: k.RefID, Compression: blobs.Zstd, Level: k.Level, Epoch: k.Epoch},
+	} {
+		if _, ok, _ := c.Get(ctx, other); ok {
+			t.Fatalf("%s found the blob of %s", other, k)
+		}
+	}
+	if _, ok, _ := c.Get(context.Background(), k); !ok || len(fl.added) != 1 {
+		t.Fatalf("hit without a lease: ok=%v, lease resources %v", ok, fl.added)
+	}
+	for n := range epochCacheSize {
+		_ = c.Put(ctx, blobs.Key{RefID: fmt.Sprint(n)}, p)
+	}
+	if _, ok, _ := c.Get(context.Background(), k); ok || len(c.m) != epochCacheSize {
+		t.Fatalf("bound: oldest kept=%v, %d entries", ok, len(c.m))
+	}
+}
+
+// TestRestat: added and modified entries get the FileInfo of the view they
+// are read from; deletions pass through.
+func TestRestat(t *testing.T) {
+	root, raw := t.TempDir(), t.TempDir()
+	for _, d := range []string{root, raw} {
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawFI, _ := os.Lstat(filepath.Join(raw, "f"))
+	want, _ := os.Lstat(filepath.Join(root, "f"))
+	var got []os.FileInfo
+	fn := restat(root, func(_ cfs.ChangeKind, _ string, f os.FileInfo, _ error) error {
+		got = append(got, f)
+		return nil
+	})
+	_ = fn(cfs.ChangeKindAdd, "/f", rawFI, nil)
+	_ = fn(cfs.ChangeKindDelete, "/gone", rawFI, nil)
+	if len(got) != 2 || !os.SameFile(got[0], want) || got[1] != rawFI {
+		t.Fatalf("restat gave %v", got)
+	}
+	if err := fn(cfs.ChangeKindModify, "/missing", rawFI, nil); err == nil {
+		t.Fatal("a missing entry was not an error")
+	}
+}
+
+// TestMarkEpochLayers: only the blobs the rewriter made are marked.
+func TestMarkEpochLayers(t *testing.T) {
+	a, b := digest.FromString("a"), digest.FromString("b")
+	res := exporter.Result{Platforms: []exporter.PlatformResult{{Layers: []exporter.LayerResult{{Digest: a}, {Digest: b}}}}}
+	markEpochLayers(&plan{epochLayers: map[digest.Digest]bool{b: true}}, res)
+	if l := res.Platforms[0].Layers; l[0].EpochApplied || !l[1].EpochApplied {
+		t.Fatalf("layers %+v", l)
+	}
+}
