@@ -2,8 +2,17 @@
 # exporters are lade's, with runc for RUN steps and the stock buildctl.
 #
 #   docker build -t lade-buildkitd .
-#   docker run -d --name lade-buildkitd --privileged lade-buildkitd
+#   docker run -d --name lade-buildkitd --privileged \
+#     -v /run/lade-buildkitd:/run/buildkit lade-buildkitd
+#   buildctl --addr unix:///run/lade-buildkitd/buildkitd.sock build ...
 #   buildctl --addr docker-container://lade-buildkitd build ...
+#
+# Arguments after the image name are lade-buildkitd's flags. The state is
+# on the /var/lib/buildkit volume, so the default snapshotter is overlayfs;
+# a --root on the container's own overlay2 file system gets the native one.
+# docs/buildkitd.md ("Running under Docker") has the details; the tests
+# (frontend-test/docker_test.go) run an image with the same layout, built
+# with lade instead of this file, since they cannot pull the bases.
 #
 # The image also answers to the name buildkitd (a symlink), so buildx's
 # docker-container driver can run it:
