@@ -9,7 +9,7 @@ import (
 	stdgzip "compress/gzip"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
+	"github.com/lade-build/lade/blobs/internal/pargzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -133,13 +133,11 @@ const (
 	MediaTypeDockerLayerZstd = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 )
 
-// gzipBlockSize is the fixed block size of lade's parallel gzip. It is part
-// of the output bytes: changing it changes every gzip digest.
-const gzipBlockSize = 1 << 20
-
 // NewWriter returns a WriteCloser compressing into w with c. workers bounds
-// the goroutines one stream may use (parallel gzip, zstd); the bytes written
-// never depend on it. Close flushes but does not close w.
+// the goroutines one zstd stream may use; gzip streams share the
+// process-wide pool of pargzip (GOMAXPROCS workers, a fixed budget of 1 MiB
+// blocks), whose bytes are pgzip's at 1 MiB blocks. The bytes written never
+// depend on workers or the pool. Close flushes but does not close w.
 func (c Compression) NewWriter(w io.Writer, workers int) (io.WriteCloser, error) {
 	if workers < 1 {
 		workers = 1
@@ -151,14 +149,7 @@ func (c Compression) NewWriter(w io.Writer, workers int) (io.WriteCloser, error)
 	case GzipCompat:
 		return stdgzip.NewWriterLevel(w, level)
 	case Gzip:
-		zw, err := pgzip.NewWriterLevel(w, level)
-		if err != nil {
-			return nil, err
-		}
-		if err := zw.SetConcurrency(gzipBlockSize, max(workers, 2)); err != nil {
-			return nil, err
-		}
-		return zw, nil
+		return pargzip.Default().NewWriter(w, level)
 	case Zstd:
 		return zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
