@@ -119,6 +119,40 @@ func TestOCIAndDockerOutputs(t *testing.T) {
 	openLayoutDir(t, ex).verify(t)
 }
 
+// TestUncompressedLayers: with compression=uncompressed (BuildKit's own
+// writer: a pipelined one measured no faster, see docs/performance.md) the
+// layers have the uncompressed media type, each blob digest is its diffID,
+// and the image runs. A type=docker output of the same build with Docker
+// media types reuses the blobs under Docker's tar media type.
+func TestUncompressedLayers(t *testing.T) {
+	d := startDaemon(t, lade, "")
+	ctx := contextDir(t, mainDockerfile, nil)
+	tmp := t.TempDir()
+	check := func(what string, l *layout, mediaType string) {
+		t.Helper()
+		img := l.verify(t)[0]
+		if len(img.Manifest.Layers) != mainLayers {
+			t.Fatalf("%s: %d layers, want %d", what, len(img.Manifest.Layers), mainLayers)
+		}
+		for n, desc := range img.Manifest.Layers {
+			if desc.MediaType != mediaType || desc.Digest != img.Config.RootFS.DiffIDs[n] {
+				t.Fatalf("%s: layer %d is %s %s, diffID %s; want %s with the diffID as digest", what, n, desc.MediaType, desc.Digest, img.Config.RootFS.DiffIDs[n], mediaType)
+			}
+		}
+	}
+
+	ociTar := filepath.Join(tmp, "u.tar")
+	d.mustBuild(t, ctx, "--output", "type=oci,dest="+ociTar+",name=lade/u:v1,compression=uncompressed")
+	dir := extract(t, ociTar)
+	check("oci", openLayoutDir(t, dir), ocispec.MediaTypeImageLayer)
+	checkMainImage(t, dir, "v1")
+
+	dockerTar := filepath.Join(tmp, "d.tar")
+	out := d.mustBuild(t, ctx, "--output", "type=docker,dest="+dockerTar+",name=lade/u:v2,compression=uncompressed,oci-mediatypes=false")
+	mustContain(t, "docker progress", out, "reusing layer")
+	check("docker", openLayoutTar(t, dockerTar), blobs.MediaTypeDockerLayer)
+}
+
 // TestMultiStage builds an artifact in one stage, copies it into the final
 // image and runs the image's own command.
 func TestMultiStage(t *testing.T) {
