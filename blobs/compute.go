@@ -32,7 +32,8 @@ type Options struct {
 	Force bool
 	// Epoch, when set, clamps file timestamps in new layers to it.
 	Epoch *time.Time
-	// Concurrency bounds the layers computed at once; 0 means GOMAXPROCS.
+	// Concurrency bounds the layers computed at once; 0 means GOMAXPROCS,
+	// at least 2.
 	Concurrency int
 	// Cache, when set, remembers blobs across calls.
 	Cache Cache
@@ -61,7 +62,9 @@ func (o Options) limit() int {
 	if o.Concurrency > 0 {
 		return o.Concurrency
 	}
-	return runtime.GOMAXPROCS(0)
+	// At least two, so that small layers never wait behind one large one;
+	// compression memory is bounded by pargzip's pool, not by this.
+	return max(runtime.GOMAXPROCS(0), 2)
 }
 
 // Computer computes diff pairs into one store. Identical work asked

@@ -2,9 +2,12 @@ package blobs_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
@@ -106,5 +109,68 @@ func TestComputeDedupWithinCall(t *testing.T) {
 	}
 	if n := base.Diffs.Load(); n != 1 {
 		t.Errorf("shared base read %d times in one call, want 1", n)
+	}
+}
+
+// gatedRef is a MemRef whose layer data does not arrive until gate closes.
+type gatedRef struct {
+	*exportertest.MemRef
+	gate    chan struct{}
+	started chan struct{}
+}
+
+func (r *gatedRef) Layer() cache.Layer { return r }
+
+func (r *gatedRef) Diff(ctx context.Context, opts cache.DiffOptions) (io.ReadCloser, error) {
+	close(r.started)
+	select {
+	case <-r.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return r.MemRef.Diff(ctx, opts)
+}
+
+// TestComputeSmallLayersDoNotWaitForLarge: the largest layer starts first,
+// and while it is still running every small layer of the image finishes,
+// on the default bound, whatever the number of cores.
+func TestComputeSmallLayersDoNotWaitForLarge(t *testing.T) {
+	ctx := context.Background()
+	s := store(t)
+	big := &gatedRef{
+		MemRef:  &exportertest.MemRef{RefID: "big", Files: map[string]string{"big": strings.Repeat("x", 1<<20)}},
+		gate:    make(chan struct{}),
+		started: make(chan struct{}),
+	}
+	var top cache.Ref = big
+	for i := range 8 {
+		top = &exportertest.MemRef{RefID: fmt.Sprintf("small-%d", i), Up: top, Files: map[string]string{fmt.Sprintf("f%d", i): "small"}}
+	}
+	rec := &progress.Recorder{}
+	result := make(chan error, 1)
+	go func() {
+		_, err := blobs.GetDiffPairs(ctx, s, top, blobs.Options{Progress: rec})
+		result <- err
+	}()
+	<-big.started
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done := 0
+		for _, e := range rec.Events() {
+			if e.Done() && strings.HasPrefix(e.ID, "layer:small-") {
+				done++
+			}
+		}
+		if done == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 8 small layers done while the large one runs: they wait behind it", done)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(big.gate)
+	if err := <-result; err != nil {
+		t.Fatal(err)
 	}
 }

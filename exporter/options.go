@@ -38,7 +38,8 @@ type Options struct {
 	RepairHistory bool
 	// Index writes an index even for a single platform.
 	Index bool
-	// Concurrency bounds the layers computed at once; 0 means GOMAXPROCS.
+	// Concurrency bounds the layers computed at once; 0 means GOMAXPROCS,
+	// at least 2.
 	Concurrency int
 	// Progress receives events; nil discards them.
 	Progress progress.Writer
