@@ -2,6 +2,7 @@ package attrs
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,7 +91,7 @@ func ParseOutput(m map[string]string, ignore ...string) (Output, error) {
 			}
 			continue
 		}
-		if !contains(known, k) {
+		if !slices.Contains(known, k) {
 			return o, Unknown(k, append(known, "annotation.<key>"))
 		}
 		if err = o.set(k, v); err != nil {
@@ -203,13 +204,4 @@ func (o *Output) validate() error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// caseResult holds the builds of one case, per daemon kind, in round order.
+type caseResult struct {
+	name        string
+	compression string
+	platforms   int
+	runs        map[string][]buildTimes
+}
+
+// caseSpec describes one case: its compression, platforms and whether it
+// is a warm re-export.
+type caseSpec struct {
+	compression string
+	platforms   int
+	warm        bool
+	oci         bool
+}
+
+var caseSpecs = map[string]caseSpec{
+	"gzip":         {compression: "gzip", platforms: 1},
+	"zstd":         {compression: "zstd", platforms: 1},
+	"uncompressed": {compression: "uncompressed", platforms: 1},
+	"multi":        {compression: "gzip", platforms: 2},
+	"oci":          {compression: "gzip", platforms: 1, oci: true},
+	"warm":         {compression: "gzip", platforms: 1, warm: true},
+}
+
+// runDaemonCases runs every case for cfg.rounds rounds, stock then lade in
+// each round (A B A B ...).
+func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([]*caseResult, error) {
+	roots := filepath.Join(cfg.work, "roots")
+	unmountUnder(roots)
+	if err := os.RemoveAll(roots); err != nil {
+		return nil, err
+	}
+	var ds []*daemon
+	for _, kind := range []string{stock, lade} {
+		d, err := newDaemon(kind, bin, filepath.Join(roots, kind))
+		if err != nil {
+			return nil, err
+		}
+		defer d.remove()
+		ds = append(ds, d)
+	}
+	var reg *registry
+	if cfg.push {
+		var err error
+		if reg, err = startRegistry(filepath.Join(cfg.work, "registry")); err != nil {
+			return nil, err
+		}
+		defer reg.stop()
+	}
+	out := filepath.Join(cfg.work, "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(out)
+	logs := filepath.Join(cfg.work, "logs")
+	_ = os.RemoveAll(logs)
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return nil, err
+	}
+	logf("buildctl rawjson progress of each measured build goes to %s", logs)
+	var results []*caseResult
+	for _, name := range cfg.cases {
+		spec := caseSpecs[name]
+		cr := &caseResult{name: name, compression: spec.compression, platforms: spec.platforms, runs: map[string][]buildTimes{}}
+		for round := 1; round <= cfg.rounds; round++ {
+			for _, d := range ds {
+				t, err := runCase(ctx, d, reg, w, name, spec, round, out, logs, cfg.keepContext)
+				if err != nil {
+					return nil, fmt.Errorf("case %s round %d: %w", name, round, err)
+				}
+				logf("%-12s round %d %-15s layers %7.3fs  exporter %7.3fs  tarball %6.3fs  push %6.3fs  wall %6.2fs  RSS %4d MiB  daemon CPU %6.2fs  others' CPU %6.2fs  lade-compressed %d",
+					name, round, d.kind, t.Layers.Seconds(), t.Exporter.Seconds(), t.Tarball.Seconds(), t.Push.Seconds(), t.Wall.Seconds(),
+					t.PeakRSS>>20, t.DaemonCPU.Seconds(), t.OtherCPU.Seconds(), t.Compress)
+				cr.runs[d.kind] = append(cr.runs[d.kind], t)
+			}
+		}
+		results = append(results, cr)
+	}
+	return results, nil
+}
+
+// runCase runs one measured build of a case on d: a cold build after
+// `buildctl prune --all`, or for warm the second of two identical builds.
+// The daemon is restarted right before the measured build and its VmHWM
+// read right after it, so the peak RSS is the build's (plus startup).
+func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name string, spec caseSpec, round int, out, logs string, keepContext bool) (buildTimes, error) {
+	args := caseArgs(d, reg, name, spec, round, out)
+	if err := d.start(ctx); err != nil {
+		return buildTimes{}, err
+	}
+	var err error
+	if spec.warm {
+		_, err = d.build(ctx, w.Dir, "", args...)
+	} else {
+		err = d.prune(ctx, keepContext)
+	}
+	d.stop()
+	if err != nil {
+		return buildTimes{}, err
+	}
+	if err := d.start(ctx); err != nil {
+		return buildTimes{}, err
+	}
+	defer d.stop()
+	// Let the daemon's startup work settle so it does not overlap the build.
+	time.Sleep(500 * time.Millisecond)
+	t, err := d.build(ctx, w.Dir, filepath.Join(logs, fmt.Sprintf("%s-%d-%s.rawjson", name, round, d.kind)), args...)
+	if err != nil {
+		return t, err
+	}
+	if t.PeakRSS, err = d.peakRSS(); err != nil {
+		return t, err
+	}
+	_ = os.Remove(filepath.Join(out, d.kind+".tar"))
+	if reg != nil && !spec.warm && !spec.oci {
+		return t, reg.wipe()
+	}
+	return t, nil
+}
+
+// caseArgs returns the buildctl flags of a case.
+func caseArgs(d *daemon, reg *registry, name string, spec caseSpec, round int, out string) []string {
+	var args []string
+	if spec.platforms > 1 {
+		args = append(args, "--opt", "filename=Dockerfile.multi", "--opt", "platform=linux/amd64,linux/arm64")
+	}
+	comp := ",compression=" + spec.compression
+	switch {
+	case spec.oci:
+		return append(args, "--output", "type=oci,dest="+filepath.Join(out, d.kind+".tar")+",name=bench/oci:latest"+comp)
+	case spec.warm || reg == nil:
+		return append(args, "--output", "type=image,name=bench/"+name+":latest,oci-mediatypes=true"+comp)
+	}
+	ref := fmt.Sprintf("%s/bench/%s-%s-%d:latest", reg.host, name, d.kind, round)
+	return append(args, "--output", "type=image,name="+ref+",push=true,registry.insecure=true,oci-mediatypes=true"+comp)
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// Daemon kinds: the binary names.
+const (
+	stock = "buildkitd"
+	lade  = "lade-buildkitd"
+)
+
+// daemonConfig is the buildkitd.toml of both daemons: the OCI worker on
+// overlayfs, no automatic GC during the runs (the bench prunes), no
+// containerd worker.
+const daemonConfig = `[worker.oci]
+  snapshotter = "overlayfs"
+  gc = false
+[worker.containerd]
+  enabled = false
+`
+
+// daemon is one daemon kind with its own root, started for each measured
+// build so that its peak RSS (VmHWM) is that build's.
+type daemon struct {
+	kind        string
+	bin         string
+	buildctlBin string
+	root        string
+	sockDir     string
+	addr        string
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	log         *bytes.Buffer
+	logMu       *sync.Mutex
+}
+
+// newDaemon prepares a daemon of kind with its state under root.
+func newDaemon(kind, binDir, root string) (*daemon, error) {
+	sockDir, err := os.MkdirTemp("", "lb-") // short: unix socket paths are limited
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(sockDir, "buildkitd.toml"), []byte(daemonConfig), 0o644); err != nil {
+		return nil, err
+	}
+	return &daemon{
+		kind: kind, bin: filepath.Join(binDir, kind), buildctlBin: filepath.Join(binDir, "buildctl"),
+		root: root, sockDir: sockDir, addr: "unix://" + filepath.Join(sockDir, "sock"),
+		log: &bytes.Buffer{}, logMu: &sync.Mutex{},
+	}, nil
+}
+
+// start starts the daemon and waits until it answers.
+func (d *daemon) start(ctx context.Context) error {
+	d.logMu.Lock()
+	d.log.Reset()
+	d.logMu.Unlock()
+	d.cmd = exec.Command(d.bin, "--config", filepath.Join(d.sockDir, "buildkitd.toml"),
+		"--root", d.root, "--addr", d.addr)
+	d.cmd.Stdout, d.cmd.Stderr = lockedWriter{d.log, d.logMu}, lockedWriter{d.log, d.logMu}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		return err
+	}
+	d.exited = make(chan struct{})
+	go func() { _ = d.cmd.Wait(); close(d.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := d.buildctl(ctx, "debug", "workers"); err == nil {
+			return nil
+		} else if time.Now().After(deadline) || ctx.Err() != nil {
+			d.stop()
+			return fmt.Errorf("%s did not answer: %v\n%s", d.kind, err, d.logTail())
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("%s exited:\n%s", d.kind, d.logTail())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stop terminates the daemon (SIGTERM, SIGKILL after 30 s) and unmounts
+// what it left mounted under its root.
+func (d *daemon) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.cmd = nil
+	unmountUnder(d.root)
+}
+
+// remove stops the daemon and deletes its state.
+func (d *daemon) remove() {
+	d.stop()
+	unmountUnder(d.root)
+	_ = os.RemoveAll(d.root)
+	_ = os.RemoveAll(d.sockDir)
+}
+
+// peakRSS returns the daemon's VmHWM (peak resident set) in bytes.
+func (d *daemon) peakRSS() (int64, error) {
+	return vmHWM(d.cmd.Process.Pid)
+}
+
+// buildctl runs buildctl against the daemon and returns its combined
+// output.
+func (d *daemon) buildctl(ctx context.Context, args ...string) ([]byte, error) {
+	args = append([]string{"--addr", d.addr}, args...)
+	out, err := exec.CommandContext(ctx, d.buildctlBin, args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("buildctl %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 30))
+	}
+	return out, nil
+}
+
+// prune removes the daemon's whole build cache, or with keepContext all
+// but the snapshots of the build context (the local sources): the next
+// build then transfers only what changed in the context, but runs every
+// step and computes every blob again.
+func (d *daemon) prune(ctx context.Context, keepContext bool) error {
+	args := []string{"prune", "--all"}
+	if keepContext {
+		args = append(args, "--filter", "type!=source.local")
+	}
+	_, err := d.buildctl(ctx, args...)
+	return err
+}
+
+// buildTimes are the durations of one build read from its rawjson
+// progress.
+type buildTimes struct {
+	Wall     time.Duration // buildctl, start to exit
+	Layers   time.Duration // the "exporting layers" status
+	Exporter time.Duration // the exporter's vertex ("exporting to ...")
+	Tarball  time.Duration // the "sending tarball" status
+	Push     time.Duration // "pushing layers" and "pushing manifest ..." statuses, first start to last end
+	Compress int           // lade's "compressing layer N" statuses
+	PeakRSS  int64
+	// DaemonCPU is the CPU time the daemon used during the build (the
+	// context transfer, the build steps and the export).
+	DaemonCPU time.Duration
+	// OtherCPU is the CPU time of every other process on the machine
+	// during the build (not the daemon, not buildctl): the noise.
+	OtherCPU time.Duration
+}
+
+// build runs a Dockerfile build of the context with rawjson progress and
+// returns the exporter's durations.
+// The progress is kept in logFile when it is not empty.
+func (d *daemon) build(ctx context.Context, contextDir, logFile string, args ...string) (buildTimes, error) {
+	all := append([]string{"--addr", d.addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
+		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir}, args...)
+	cmd := exec.CommandContext(ctx, d.buildctlBin, all...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	busy0, own0 := systemBusy(), procCPU(d.cmd.Process.Pid)
+	start := time.Now()
+	err := cmd.Run()
+	t := buildTimes{Wall: time.Since(start)}
+	busy1, own1 := systemBusy(), procCPU(d.cmd.Process.Pid)
+	t.DaemonCPU = own1 - own0
+	if cmd.ProcessState != nil {
+		t.OtherCPU = max(0, busy1-busy0-t.DaemonCPU-cmd.ProcessState.UserTime()-cmd.ProcessState.SystemTime())
+	}
+	if err != nil {
+		return t, fmt.Errorf("%s: buildctl %s: %v\n%s\ndaemon log:\n%s", d.kind, strings.Join(args, " "), err, tail(out.String(), 20), d.logTail())
+	}
+	if logFile != "" {
+		if err := os.WriteFile(logFile, out.Bytes(), 0o644); err != nil {
+			return t, err
+		}
+	}
+	if err := t.parse(out.Bytes()); err != nil {
+		return t, fmt.Errorf("%s: %w", d.kind, err)
+	}
+	return t, nil
+}
+
+// parse reads buildctl's rawjson progress.
+func (t *buildTimes) parse(out []byte) error {
+	type span struct{ start, end time.Time }
+	statuses := map[string]*span{}
+	vertexes := map[string]*span{}
+	widen := func(m map[string]*span, key string, s, c *time.Time) {
+		sp := m[key]
+		if sp == nil {
+			sp = &span{}
+			m[key] = sp
+		}
+		if s != nil && (sp.start.IsZero() || s.Before(sp.start)) {
+			sp.start = *s
+		}
+		if c != nil && c.After(sp.end) {
+			sp.end = *c
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		var st client.SolveStatus
+		if err := json.Unmarshal(line, &st); err != nil {
+			return fmt.Errorf("rawjson: %w", err)
+		}
+		for _, v := range st.Vertexes {
+			if strings.HasPrefix(v.Name, "exporting to ") {
+				widen(vertexes, "exporter", v.Started, v.Completed)
+			}
+		}
+		for _, s := range st.Statuses {
+			switch {
+			case s.ID == "exporting layers":
+				widen(statuses, "layers", s.Started, s.Completed)
+			case s.ID == "sending tarball":
+				widen(statuses, "tarball", s.Started, s.Completed)
+			case s.ID == "pushing layers" || strings.HasPrefix(s.ID, "pushing manifest"):
+				widen(statuses, "push", s.Started, s.Completed)
+			case strings.HasPrefix(s.ID, "compressing layer "):
+				widen(statuses, s.ID, s.Started, s.Completed)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	dur := func(sp *span) time.Duration {
+		if sp == nil || sp.start.IsZero() || sp.end.IsZero() {
+			return 0
+		}
+		return sp.end.Sub(sp.start)
+	}
+	if statuses["layers"] == nil || vertexes["exporter"] == nil {
+		return fmt.Errorf("no \"exporting layers\" status or exporter vertex in the progress:\n%s", tail(string(out), 10))
+	}
+	t.Layers, t.Exporter = dur(statuses["layers"]), dur(vertexes["exporter"])
+	t.Tarball, t.Push = dur(statuses["tarball"]), dur(statuses["push"])
+	for k := range statuses {
+		if strings.HasPrefix(k, "compressing layer ") {
+			t.Compress++
+		}
+	}
+	return nil
+}
+
+func (d *daemon) logTail() string {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return tail(d.log.String(), 30)
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lockedWriter serializes writes to a buffer.
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.b.Len() > 4<<20 {
+		w.b.Reset()
+	}
+	return w.b.Write(p)
+}
+
+// unmountUnder lazily unmounts whatever is still mounted below dir.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// clockTick is the unit of CPU times in /proc (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU returns the user and system CPU time of process pid.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	// Fields after the command name (which may hold spaces) in parentheses.
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * clockTick
+}
+
+// systemBusy returns the CPU time all processors spent not idle.
+func systemBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * clockTick
+}
