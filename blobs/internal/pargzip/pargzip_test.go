@@ -183,10 +183,17 @@ func TestInvalidLevel(t *testing.T) {
 	}
 }
 
-// stallWriter blocks until released.
-type stallWriter struct{ release chan struct{} }
+// stallWriter takes the gzip header, then blocks until released.
+type stallWriter struct {
+	release chan struct{}
+	header  bool
+}
 
 func (w *stallWriter) Write(p []byte) (int, error) {
+	if !w.header {
+		w.header = true
+		return len(p), nil
+	}
 	<-w.release
 	return len(p), nil
 }
@@ -208,7 +215,12 @@ func TestStalledStreamDoesNotStallOthers(t *testing.T) {
 		}
 		stuckDone <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// Wait until the stalled stream holds every slot of the budget.
+	for deadline := time.Now().Add(10 * time.Second); len(p.free) != 0 || len(stuck.tokens) != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled stream never took both slots")
+		}
+	}
 	data := sample(3*BlockSize, 2)
 	done := make(chan []byte, 1)
 	go func() { done <- ours(t, p, data, 6, 1<<20) }()
@@ -220,9 +232,48 @@ func TestStalledStreamDoesNotStallOthers(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a stalled stream stalled another")
 	}
+	if p.extra.Load() == 0 {
+		t.Error("the other stream finished without slots outside the budget, while the stalled one held them all")
+	}
 	close(stall.release)
 	if err := <-stuckDone; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// slowWriter takes delay for every write.
+type slowWriter struct{ delay time.Duration }
+
+func (w slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	return len(p), nil
+}
+
+// TestBusyPoolStaysInBudget: streams that wait longer than overBudgetWait
+// for a busy pool (two slots, 100 streams whose consumers take 30 ms a
+// write) keep waiting rather than take slots outside the budget, since
+// slots keep coming back.
+func TestBusyPoolStaysInBudget(t *testing.T) {
+	p := NewPool(2, 2)
+	data := sample(BlockSize+10, 5)
+	start := time.Now()
+	parallel(100, func() {
+		zw, err := p.NewWriter(slowWriter{30 * time.Millisecond}, 6)
+		if err == nil {
+			_, err = zw.Write(data)
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	if took := time.Since(start); took < 2*overBudgetWait {
+		t.Fatalf("the streams took only %v: the pool was not busy for long enough to test anything", took)
+	}
+	if n := p.extra.Load(); n != 0 {
+		t.Errorf("%d slots taken outside the budget of a busy pool", n)
 	}
 }
 

@@ -16,6 +16,7 @@ package pargzip
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -30,9 +31,11 @@ const (
 	// outSize is an output buffer's capacity: deflate's worst case for a
 	// block (stored blocks add 5 bytes per 64 KiB) with room to spare.
 	outSize = BlockSize + BlockSize>>4
-	// overBudgetWait is how long a stream waits for a slot before it takes
-	// one outside the budget: a stream whose consumer stalls may hold its
-	// slots indefinitely, and must not stall every other stream.
+	// overBudgetWait is how long a stream waits for a slot while no slot is
+	// given back before it takes one outside the budget: a stream whose
+	// consumer stalls may hold its slots indefinitely, and must not stall
+	// every other stream; a busy pool, whose slots keep coming back, is
+	// waited for.
 	overBudgetWait = time.Second
 )
 
@@ -40,7 +43,9 @@ const (
 type Pool struct {
 	jobs     chan *slot
 	free     chan *slot
-	perWrite int // slots one stream may hold
+	perWrite int          // slots one stream may hold
+	returned atomic.Int64 // budget slots given back so far
+	extra    atomic.Int64 // slots taken outside the budget so far
 }
 
 var (
@@ -98,20 +103,29 @@ func newSlot(pooled bool) *slot {
 	return &slot{in: in[:0], outCap: out[:0], dictB: dict[:0], pooled: pooled, done: make(chan struct{}, 1)}
 }
 
-// acquire takes a free slot, waiting up to overBudgetWait for one.
+// acquire takes a free slot. It waits as long as the pool gives slots
+// back, and takes one outside the budget after overBudgetWait without any.
 func (p *Pool) acquire() *slot {
 	select {
 	case s := <-p.free:
 		return s
 	default:
 	}
-	t := time.NewTimer(overBudgetWait)
+	t := time.NewTicker(overBudgetWait)
 	defer t.Stop()
-	select {
-	case s := <-p.free:
-		return s
-	case <-t.C:
-		return newSlot(false)
+	seen := p.returned.Load()
+	for {
+		select {
+		case s := <-p.free:
+			return s
+		case <-t.C:
+			if n := p.returned.Load(); n != seen {
+				seen = n
+				continue
+			}
+			p.extra.Add(1)
+			return newSlot(false)
+		}
 	}
 }
 
@@ -120,6 +134,7 @@ func (p *Pool) release(s *slot) {
 	s.in, s.out, s.dict, s.final = s.in[:0], nil, nil, false
 	if s.pooled {
 		p.free <- s
+		p.returned.Add(1)
 	}
 }
 
