@@ -18,12 +18,30 @@ import (
 // fakeLeases records AddResource calls.
 type fakeLeases struct {
 	leases.Manager
-	added []string
+	added   []string
+	deleted []string
+	created []leases.Lease
 }
 
 func (f *fakeLeases) AddResource(_ context.Context, l leases.Lease, r leases.Resource) error {
 	f.added = append(f.added, l.ID+" "+r.Type+" "+r.ID)
 	return nil
+}
+
+func (f *fakeLeases) DeleteResource(_ context.Context, l leases.Lease, r leases.Resource) error {
+	f.deleted = append(f.deleted, l.ID+" "+r.Type+" "+r.ID)
+	return nil
+}
+
+func (f *fakeLeases) Create(_ context.Context, opts ...leases.Opt) (leases.Lease, error) {
+	var l leases.Lease
+	for _, o := range opts {
+		if err := o(&l); err != nil {
+			return l, err
+		}
+	}
+	f.created = append(f.created, l)
+	return l, nil
 }
 
 // TestEpochCache: a blob is found only for its own epoch (and compression
@@ -41,8 +59,12 @@ func TestEpochCache(t *testing.T) {
 	if got, ok, err := c.Get(ctx, k); err != nil || !ok || got.Blob.Digest != p.Blob.Digest {
 		t.Fatalf("same key: %v %v %v", got, ok, err)
 	}
-	if want := "export-1 content " + p.Blob.Digest.String(); len(fl.added) != 1 || fl.added[0] != want {
-		t.Fatalf("lease resources %v, want [%s]", fl.added, want)
+	if len(fl.created) != 1 || fl.created[0].Labels["containerd.io/gc.expire"] == "" {
+		t.Fatalf("the cache's own lease: %+v, want one with an expiry", fl.created)
+	}
+	hold := fl.created[0].ID + " content " + p.Blob.Digest.String()
+	if want := "export-1 content " + p.Blob.Digest.String(); len(fl.added) != 2 || fl.added[0] != hold || fl.added[1] != want {
+		t.Fatalf("lease resources %v, want [%s %s]", fl.added, hold, want)
 	}
 	for _, other := range []blobs.Key{
 		{RefID: k.RefID, Compression: k.Compression, Level: k.Level, Epoch: 1600000000},
@@ -53,14 +75,25 @@ func TestEpochCache(t *testing.T) {
 			t.Fatalf("%s found the blob of %s", other, k)
 		}
 	}
-	if _, ok, _ := c.Get(context.Background(), k); !ok || len(fl.added) != 1 {
+	if _, ok, _ := c.Get(context.Background(), k); !ok || len(fl.added) != 2 {
 		t.Fatalf("hit without a lease: ok=%v, lease resources %v", ok, fl.added)
 	}
+	// The same blob under other keys stays held until its last entry goes.
 	for n := range epochCacheSize {
 		_ = c.Put(ctx, blobs.Key{RefID: fmt.Sprint(n)}, p)
 	}
 	if _, ok, _ := c.Get(context.Background(), k); ok || len(c.m) != epochCacheSize {
 		t.Fatalf("bound: oldest kept=%v, %d entries", ok, len(c.m))
+	}
+	if len(fl.deleted) != 0 {
+		t.Fatalf("blob released while entries still name it: %v", fl.deleted)
+	}
+	for n := range epochCacheSize {
+		q := blobs.DiffPair{Blob: ocispecs.Descriptor{Digest: digest.FromString(fmt.Sprint("other", n))}}
+		_ = c.Put(ctx, blobs.Key{RefID: fmt.Sprint("other", n)}, q)
+	}
+	if len(fl.deleted) != 1 || fl.deleted[0] != hold {
+		t.Fatalf("after every entry of the blob was evicted, released %v, want [%s]", fl.deleted, hold)
 	}
 }
 
