@@ -75,7 +75,7 @@ func TestUnderDocker(t *testing.T) {
 		// buildctl's docker-container:// address (docker exec buildctl
 		// dial-stdio in the container) reaches the same daemon.
 		cmd := exec.Command(filepath.Join(bins.dir, "buildctl"), "--addr", "docker-container://lbk-volume", "debug", "workers", "-v")
-		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dk.sock)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dk.Sock)
 		b, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("buildctl --addr docker-container://: %v\n%s", err, b)
@@ -93,29 +93,22 @@ func TestUnderDocker(t *testing.T) {
 	t.Logf("TestUnderDocker took %s", time.Since(start).Round(time.Second))
 }
 
-// dockerd is a private docker daemon.
-type dockerd struct {
-	dir  string // data root, exec root, pid file, socket, bind mounts
-	sock string
-}
+// dockerd is a private docker daemon (testutil.StartDockerd) that can run
+// --privileged containers here.
+type dockerd struct{ *testutil.Dockerd }
 
-// startDockerd starts a docker daemon with everything in a short temp dir,
-// without a bridge or iptables rules; it is stopped, and its containers
-// removed, when the test ends. When this process's capability bounding set
-// lacks capabilities (some sandboxes drop CAP_SYS_RESOURCE), --privileged
-// containers cannot start (docker asks runc for every capability); the
-// daemon then runs runc through a wrapper that drops those capabilities.
+// startDockerd starts the daemon. When this process's capability bounding
+// set lacks capabilities (some sandboxes drop CAP_SYS_RESOURCE),
+// --privileged containers cannot start (docker asks runc for every
+// capability); the daemon then runs runc through a wrapper that drops
+// those capabilities.
 func startDockerd(t *testing.T) *dockerd {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "lade-dk-") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk := &dockerd{dir: dir, sock: filepath.Join(dir, "d", "docker.sock")}
-	args := []string{"--data-root", filepath.Join(dir, "d"), "--exec-root", filepath.Join(dir, "e"),
-		"--pidfile", filepath.Join(dir, "pid"), "--host", "unix://" + dk.sock,
-		"--bridge=none", "--iptables=false", "--ip6tables=false"}
-	if missing := missingCaps(); len(missing) > 0 {
+	return &dockerd{testutil.StartDockerd(t, func(dir string) []string {
+		missing := missingCaps()
+		if len(missing) == 0 {
+			return nil
+		}
 		self, err := os.Executable()
 		if err != nil {
 			t.Fatal(err)
@@ -125,69 +118,8 @@ func startDockerd(t *testing.T) *dockerd {
 			t.Fatal(err)
 		}
 		t.Logf("capabilities %v are not in the bounding set: runc runs through a wrapper dropping them", missing)
-		args = append(args, "--add-runtime", "lade-test-runc="+wrapper, "--default-runtime", "lade-test-runc")
-	}
-	log := &syncBuffer{}
-	cmd := exec.Command("dockerd", args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if out, err := dk.docker("ps", "-aq"); err == nil && strings.TrimSpace(out) != "" {
-			_, _ = dk.docker(append([]string{"rm", "-f", "-v"}, strings.Fields(out)...)...)
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dockerd log:\n%s", log.Tail(40))
-		}
-		unmountUnder(dir)
-		_ = os.RemoveAll(dir)
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("dockerd exited: %v\n%s", err, log.Tail(40))
-		default:
-		}
-		if _, err := dk.docker("info"); err == nil {
-			return dk
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dockerd did not answer in 60s:\n%s", log.Tail(40))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// docker runs the docker CLI against the private daemon.
-func (dk *dockerd) docker(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + dk.sock}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-// mustDocker is docker that fails the test on error.
-func (dk *dockerd) mustDocker(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := dk.docker(args...)
-	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+		return []string{"--add-runtime", "lade-test-runc=" + wrapper, "--default-runtime", "lade-test-runc"}
+	})}
 }
 
 // staticBins holds the binaries the image and its export need.
@@ -263,8 +195,8 @@ func (dk *dockerd) loadImage(t *testing.T, bins staticBins, name string) {
 		"--entrypoint", `["/usr/bin/lade-buildkitd"]`,
 		"-o", "type=docker,dest="+archive+",name="+name, rootfs)
 	openLayoutDir(t, extract(t, archive)).verify(t)
-	mustContain(t, "docker load", dk.mustDocker(t, "load", "-i", archive), "Loaded image: "+name)
-	got := dk.mustDocker(t, "image", "inspect", "--format", "{{json .Config.Entrypoint}} {{json .Config.Volumes}}", name)
+	mustContain(t, "docker load", dk.MustDocker(t, "load", "-i", archive), "Loaded image: "+name)
+	got := dk.MustDocker(t, "image", "inspect", "--format", "{{json .Config.Entrypoint}} {{json .Config.Volumes}}", name)
 	mustContain(t, "docker image inspect", got, `["/usr/bin/lade-buildkitd"] {"/var/lib/buildkit":{}}`)
 }
 
@@ -311,23 +243,23 @@ type containerDaemon struct {
 // answers through DIR/name/buildkitd.sock.
 func (dk *dockerd) runDaemon(t *testing.T, name, image string, args ...string) *containerDaemon {
 	t.Helper()
-	hostDir := filepath.Join(dk.dir, name)
+	hostDir := filepath.Join(dk.Dir, name)
 	if err := os.Mkdir(hostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	run := append([]string{"run", "-d", "--name", name, "--privileged", "--network", "none",
 		"-v", hostDir + ":/run/buildkit", image}, args...)
-	dk.mustDocker(t, run...)
+	dk.MustDocker(t, run...)
 	d := &containerDaemon{
 		daemon: &daemon{kind: "lade-buildkitd in docker (" + name + ")", addr: "unix://" + filepath.Join(hostDir, "buildkitd.sock")},
 		dk:     dk, name: name,
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, _ := dk.docker("logs", "--tail", "60", name)
+			out, _ := dk.Docker("logs", "--tail", "60", name)
 			t.Logf("%s log:\n%s", name, out)
 		}
-		_, _ = dk.docker("rm", "-f", "-v", name)
+		_, _ = dk.Docker("rm", "-f", "-v", name)
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -337,8 +269,8 @@ func (dk *dockerd) runDaemon(t *testing.T, name, image string, args ...string) *
 		if err == nil {
 			return d
 		}
-		if state, _ := dk.docker("inspect", "--format", "{{.State.Status}}", name); strings.TrimSpace(state) == "exited" || time.Now().After(deadline) {
-			logs, _ := dk.docker("logs", name)
+		if state, _ := dk.Docker("inspect", "--format", "{{.State.Status}}", name); strings.TrimSpace(state) == "exited" || time.Now().After(deadline) {
+			logs, _ := dk.Docker("logs", name)
 			t.Fatalf("%s did not answer (%s): %v\n%s\n%s", name, strings.TrimSpace(state), err, out, logs)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -391,8 +323,8 @@ func (d *containerDaemon) checkOutputs(t *testing.T, ctxDir string) {
 		t.Fatalf("manifest.json entry %+v, want %d layers tagged %s", entries[0], mainLayers, tag)
 	}
 	openLayoutDir(t, ex).verify(t)
-	mustContain(t, "docker load", d.dk.mustDocker(t, "load", "-i", dockerTar), "Loaded image: "+tag)
-	got := d.dk.mustDocker(t, "run", "--rm", "--network", "none", tag, "/bin/sh", "-c",
+	mustContain(t, "docker load", d.dk.MustDocker(t, "load", "-i", dockerTar), "Loaded image: "+tag)
+	got := d.dk.MustDocker(t, "run", "--rm", "--network", "none", tag, "/bin/sh", "-c",
 		`cat /etc/app/hello.txt; test -e /etc/app/bye.txt || echo whiteout-ok; cat /done.txt; echo "$GREETING"`)
 	mustContain(t, "docker run of the built image", got, "hello\n", "whiteout-ok\n", "done\n", "hi-from-lade\n")
 }

@@ -3,7 +3,6 @@
 package frontendtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -124,27 +123,8 @@ func (d *daemon) stop(t *testing.T) {
 	if t.Failed() {
 		t.Logf("%s log:\n%s", d.kind, d.log.Tail(60))
 	}
-	unmountUnder(d.dir)
+	testutil.UnmountUnder(d.dir)
 	_ = os.RemoveAll(d.dir)
-}
-
-// unmountUnder lazily unmounts whatever is still mounted below dir.
-func unmountUnder(dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
 }
 
 // buildctl runs the stock buildctl against the daemon and returns its

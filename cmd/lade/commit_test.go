@@ -13,9 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/lade-build/lade/exporter/containerd/containerdtest"
@@ -130,7 +128,7 @@ func TestCommitContainerd(t *testing.T) {
 // new layer's entries match, changed and unchanged rootfs alike.
 func TestCommitMatchesDockerCommit(t *testing.T) {
 	testutil.RequireTool(t, "dockerd", "docker", "busybox")
-	sock := commitDockerd(t)
+	sock := testutil.StartDockerd(t, nil).Sock
 	docker := func(t *testing.T, args ...string) string {
 		return testutil.Run(t, "docker", append([]string{"-H", "unix://" + sock}, args...)...)
 	}
@@ -340,49 +338,4 @@ func readArchiveImage(t *testing.T, path string) archiveImage {
 	}
 	slices.Sort(img.lastLayer)
 	return img
-}
-
-// commitDockerd starts a docker daemon with its data, exec root, pid file
-// and socket in a temp dir, without networking; it is stopped when the
-// test ends.
-func commitDockerd(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "lade-dockerd-")
-	must(t, err)
-	sock := filepath.Join(dir, "sock")
-	var log bytes.Buffer
-	cmd := exec.Command("dockerd", "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "pid"), "--host", "unix://"+sock,
-		"--bridge=none", "--iptables=false", "--ip6tables=false")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	must(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dockerd log:\n%s", log.String())
-		}
-		_ = os.RemoveAll(dir)
-	})
-	for i := 0; ; i++ {
-		select {
-		case err := <-exited:
-			t.Fatalf("dockerd exited: %v", err)
-		default:
-		}
-		if exec.Command("docker", "-H", "unix://"+sock, "version").Run() == nil {
-			return sock
-		}
-		if i == 300 {
-			t.Fatal("dockerd did not answer in 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/lade-build/lade/internal/testutil"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,7 +39,7 @@ var caseSpecs = map[string]caseSpec{
 // each round (A B A B ...).
 func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([]*caseResult, error) {
 	roots := filepath.Join(cfg.work, "roots")
-	unmountUnder(roots)
+	testutil.UnmountUnder(roots)
 	if err := os.RemoveAll(roots); err != nil {
 		return nil, err
 	}

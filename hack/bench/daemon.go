@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lade-build/lade/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,13 +113,13 @@ func (d *daemon) stop() {
 		<-d.exited
 	}
 	d.cmd = nil
-	unmountUnder(d.root)
+	testutil.UnmountUnder(d.root)
 }
 
 // remove stops the daemon and deletes its state.
 func (d *daemon) remove() {
 	d.stop()
-	unmountUnder(d.root)
+	testutil.UnmountUnder(d.root)
 	_ = os.RemoveAll(d.root)
 	_ = os.RemoveAll(d.sockDir)
 }
@@ -299,23 +300,6 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 		w.b.Reset()
 	}
 	return w.b.Write(p)
-}
-
-// unmountUnder lazily unmounts whatever is still mounted below dir.
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
 }
 
 // clockTick is the unit of CPU times in /proc (USER_HZ, 100 on Linux).
