@@ -1,8 +1,9 @@
 // Package testutil holds helpers shared by lade's tests: checks that the
 // real tools a test drives are installed, a command runner that fails the
-// test with the command's output, and a real registry (Debian's
+// test with the command's output, a real registry (Debian's
 // docker-registry behind a counting, fault-injecting reverse proxy) started
-// per test.
+// per test, a private docker daemon (StartDockerd), and UnmountUnder for
+// what killed daemons leave mounted.
 //
 // Missing tools fail tests instead of skipping them: a test that silently
 // skips proves nothing. hack/install-test-deps.sh installs every tool.
