@@ -90,16 +90,7 @@ func TestChangesSourceContract(t *testing.T) {
 		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := cache.NewChangesRef("test:"+tc.name, tc.src, cache.ChangesOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc, err := r.Diff(context.Background(), cache.DiffOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rc.Close()
-			_, err = io.ReadAll(rc)
+			err := readChanges(t, "test:"+tc.name, tc.src)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatal(err)
@@ -136,7 +127,16 @@ func TestChangesOtherFile(t *testing.T) {
 			return fn(cfs.ChangeKindAdd, "/f", fi, nil)
 		})
 	}
-	r, err := cache.NewChangesRef("test:other", src, cache.ChangesOptions{})
+	if err := readChanges(t, "test:other", src); err == nil || !strings.Contains(err.Error(), "changed while the diff was written") {
+		t.Fatalf("error %v, want a changed-file error", err)
+	}
+}
+
+// readChanges makes a ChangesRef of src and reads its whole diff,
+// returning the error of the read.
+func readChanges(t *testing.T, id string, src cache.ChangeSource) error {
+	t.Helper()
+	r, err := cache.NewChangesRef(id, src, cache.ChangesOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,6 @@ func TestChangesOtherFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "changed while the diff was written") {
-		t.Fatalf("error %v, want a changed-file error", err)
-	}
+	_, err = io.ReadAll(rc)
+	return err
 }
