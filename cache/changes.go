@@ -135,8 +135,8 @@ func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Tim
 	defer rfs.Close()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	cw := newChangeWriter(bw, rfs, epoch)
-	if err := walk(ctx, cw.ChangeFunc(ctx)); err != nil {
-		return fmt.Errorf("compute changes: %w", err)
+	if err := writeChangesReadAhead(ctx, cw, root, walk); err != nil {
+		return err
 	}
 	if err := cw.Close(); err != nil {
 		return err

@@ -49,13 +49,6 @@ func newChangeWriter(w io.Writer, root *rootFS, epoch *time.Time) *changeWriter 
 	}
 }
 
-// ChangeFunc returns the fs.ChangeFunc writing changes under ctx.
-func (cw *changeWriter) ChangeFunc(ctx context.Context) fs.ChangeFunc {
-	return func(k fs.ChangeKind, p string, f os.FileInfo, err error) error {
-		return cw.handleChange(ctx, k, p, f, err)
-	}
-}
-
 // handleChange writes one change. p is the path relative to the root, with
 // a leading separator for changes from the walk.
 func (cw *changeWriter) handleChange(ctx context.Context, k fs.ChangeKind, p string, f os.FileInfo, err error) error {
@@ -68,7 +61,23 @@ func (cw *changeWriter) handleChange(ctx context.Context, k fs.ChangeKind, p str
 	if k == fs.ChangeKindDelete {
 		return cw.writeWhiteout(ctx, p)
 	}
-	return cw.writeEntry(ctx, k, p, f)
+	return cw.writeEntry(ctx, k, p, f, nil)
+}
+
+// writeChange writes one change of the read-ahead pipeline, with what a
+// reader prepared for it (when one did).
+func (cw *changeWriter) writeChange(ctx context.Context, c *change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.k == fs.ChangeKindDelete {
+		return cw.writeWhiteout(ctx, c.p)
+	}
+	var pre *prepared
+	if c.ready != nil {
+		pre = &c.prepared
+	}
+	return cw.writeEntry(ctx, c.k, c.p, c.f, pre)
 }
 
 // writeWhiteout writes ".wh.<base>" for a deleted path, with zero
@@ -93,12 +102,21 @@ func (cw *changeWriter) writeWhiteout(ctx context.Context, p string) error {
 }
 
 // writeEntry writes an added, modified or (hard-linked) unmodified entry.
-func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p string, f os.FileInfo) error {
+// pre, when not nil, holds the entry's symlink target, xattrs and (for a
+// small file) content, read ahead; otherwise they are read here.
+func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p string, f os.FileInfo, pre *prepared) error {
 	if f.Mode()&os.ModeSocket != 0 {
 		return nil // sockets cannot be archived
 	}
 	name := strings.TrimPrefix(filepath.ToSlash(p), "/")
-	hdr, err := cw.header(name, f)
+	if pre == nil {
+		p := cw.root.readMeta(name, f)
+		if p.err != nil {
+			return p.err
+		}
+		pre = &p
+	}
+	hdr, err := cw.header(name, f, pre.link)
 	if err != nil {
 		return err
 	}
@@ -120,9 +138,7 @@ func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p strin
 	} else if k == fs.ChangeKindUnmodified {
 		return nil
 	}
-	if err := cw.addXattrs(hdr, name); err != nil {
-		return err
-	}
+	addXattrs(hdr, pre.xattrs)
 	if err := cw.includeParents(ctx, hdr); err != nil {
 		return err
 	}
@@ -130,7 +146,11 @@ func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p strin
 		return fmt.Errorf("write header %s: %w", hdr.Name, err)
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		if err := cw.copyFile(ctx, name, f, hdr.Size); err != nil {
+		if pre.data != nil && int64(len(pre.data)) == hdr.Size {
+			if _, err := cw.tw.Write(pre.data); err != nil {
+				return fmt.Errorf("write %s: %w", hdr.Name, err)
+			}
+		} else if err := cw.copyFile(ctx, name, f, hdr.Size); err != nil {
 			return err
 		}
 	}
@@ -140,14 +160,8 @@ func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p strin
 // header builds the tar header of one entry as containerd does: no user or
 // group names, PAX, mtime clamped to the epoch then truncated to seconds,
 // no atime or ctime.
-func (cw *changeWriter) header(name string, f os.FileInfo) (*tar.Header, error) {
-	var link string
-	if f.Mode()&os.ModeSymlink != 0 {
-		var err error
-		if link, err = cw.root.Readlink(name); err != nil {
-			return nil, err
-		}
-	}
+// link is the target of a symlink.
+func (cw *changeWriter) header(name string, f os.FileInfo, link string) (*tar.Header, error) {
 	hdr, err := tarheader.FileInfoHeaderNoLookups(f, link)
 	if err != nil {
 		return nil, fmt.Errorf("tar header of %s: %w", name, err)
@@ -170,19 +184,14 @@ func (cw *changeWriter) header(name string, f os.FileInfo) (*tar.Header, error) 
 	return hdr, nil
 }
 
-// addXattrs records every xattr of name as a SCHILY.xattr PAX record.
-func (cw *changeWriter) addXattrs(hdr *tar.Header, name string) error {
-	xattrs, err := cw.root.Xattrs(name)
-	if err != nil {
-		return err
-	}
+// addXattrs records xattrs as SCHILY.xattr PAX records.
+func addXattrs(hdr *tar.Header, xattrs []xattr) {
 	for _, x := range xattrs {
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = map[string]string{}
 		}
 		hdr.PAXRecords[paxSchilyXattr+x.Name] = string(x.Value)
 	}
-	return nil
 }
 
 // copyFile writes size bytes of the regular file name.
@@ -197,7 +206,7 @@ func (cw *changeWriter) copyFile(ctx context.Context, name string, f os.FileInfo
 		return fmt.Errorf("copy %s: %w", file.Name(), err)
 	}
 	if n != size {
-		return fmt.Errorf("copy %s: file shrank from %d to %d bytes while the diff was written", file.Name(), size, n)
+		return errShrank(file.Name(), size, n)
 	}
 	return nil
 }

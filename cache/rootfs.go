@@ -98,6 +98,19 @@ func (r *rootFS) OpenRegular(name string, want os.FileInfo) (*os.File, error) {
 	return f, nil
 }
 
+// readMeta reads the symlink target (of a symlink) and the xattrs of name,
+// whose walk FileInfo is f.
+func (r *rootFS) readMeta(name string, f os.FileInfo) prepared {
+	var p prepared
+	if f.Mode()&os.ModeSymlink != 0 {
+		if p.link, p.err = r.Readlink(name); p.err != nil {
+			return p
+		}
+	}
+	p.xattrs, p.err = r.Xattrs(name)
+	return p
+}
+
 // Readlink returns the target of the symlink name.
 func (r *rootFS) Readlink(name string) (string, error) {
 	dir, base, err := r.split(name)
@@ -127,18 +140,43 @@ func (r *rootFS) Xattrs(name string) ([]xattr, error) {
 		}
 		p = "/proc/self/fd/" + strconv.Itoa(int(dir.Fd())) + "/" + base
 	}
-	names, err := listXattrs(p)
+	out, err := readXattrs(
+		func(buf []byte) (int, error) { return unix.Llistxattr(p, buf) },
+		func(n string, buf []byte) (int, error) { return unix.Lgetxattr(p, n, buf) })
 	if err != nil {
-		return nil, fmt.Errorf("list xattrs of %s in %s: %w", name, r.dir, err)
+		return nil, fmt.Errorf("xattrs of %s in %s: %w", name, r.dir, err)
+	}
+	return out, nil
+}
+
+// fileXattrs returns the extended attributes of an open file, as Xattrs
+// does.
+func fileXattrs(f *os.File) ([]xattr, error) {
+	fd := int(f.Fd())
+	out, err := readXattrs(
+		func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		func(n string, buf []byte) (int, error) { return unix.Fgetxattr(fd, n, buf) })
+	if err != nil {
+		return nil, fmt.Errorf("xattrs of %s: %w", f.Name(), err)
+	}
+	return out, nil
+}
+
+// readXattrs reads every xattr through list and get (the l- or f- system
+// calls), sorted by name; none when the filesystem has no xattrs.
+func readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]xattr, error) {
+	names, err := listXattrs(list)
+	if err != nil {
+		return nil, fmt.Errorf("list xattrs: %w", err)
 	}
 	out := make([]xattr, 0, len(names))
 	for _, n := range names {
-		v, err := getXattr(p, n)
+		v, err := getXattr(get, n)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed since listed
 		}
 		if err != nil {
-			return nil, fmt.Errorf("get xattr %s of %s in %s: %w", n, name, r.dir, err)
+			return nil, fmt.Errorf("get xattr %s: %w", n, err)
 		}
 		out = append(out, xattr{Name: n, Value: v})
 	}
@@ -151,10 +189,11 @@ type xattr struct {
 	Value []byte
 }
 
-// listXattrs lists the xattr names of p, sorted; none when unsupported.
-func listXattrs(p string) ([]string, error) {
+// listXattrs lists the xattr names through list, sorted; none when
+// unsupported.
+func listXattrs(list func([]byte) (int, error)) ([]string, error) {
 	for {
-		size, err := unix.Llistxattr(p, nil)
+		size, err := list(nil)
 		if isNoXattr(err) || (err == nil && size == 0) {
 			return nil, nil
 		}
@@ -162,7 +201,7 @@ func listXattrs(p string) ([]string, error) {
 			return nil, err
 		}
 		buf := make([]byte, size)
-		n, err := unix.Llistxattr(p, buf)
+		n, err := list(buf)
 		if errors.Is(err, unix.ERANGE) {
 			continue // grew meanwhile
 		}
@@ -178,15 +217,15 @@ func listXattrs(p string) ([]string, error) {
 	}
 }
 
-// getXattr reads one xattr of p, not following p.
-func getXattr(p, name string) ([]byte, error) {
+// getXattr reads one xattr through get.
+func getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
 	for {
-		size, err := unix.Lgetxattr(p, name, nil)
+		size, err := get(name, nil)
 		if err != nil {
 			return nil, err
 		}
 		buf := make([]byte, size)
-		n, err := unix.Lgetxattr(p, name, buf)
+		n, err := get(name, buf)
 		if errors.Is(err, unix.ERANGE) {
 			continue // grew meanwhile
 		}

@@ -26,6 +26,9 @@ func loadConfig(c *cli.Command) (config.Config, error) {
 	if len(cfg.GRPC.Address) == 0 {
 		return cfg, fmt.Errorf("--addr cannot be empty")
 	}
+	if c.IsSet("debugaddr") {
+		cfg.GRPC.DebugAddress = c.String("debugaddr")
+	}
 	if cfg.Log.Level == "" || c.IsSet("log-level") {
 		cfg.Log.Level = c.String("log-level")
 	}

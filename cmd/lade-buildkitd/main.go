@@ -64,6 +64,7 @@ func newApp() *cli.Command {
 			&cli.BoolFlag{Name: "oci-worker-gc", Usage: "garbage-collect the build cache", Value: true},
 			&cli.IntFlag{Name: "oci-max-parallelism", Usage: "maximum parallel build steps (0: unlimited)"},
 			&cli.StringSliceFlag{Name: "allow-insecure-entitlement", Usage: "allow an insecure entitlement: network.host, security.insecure or device"},
+			&cli.StringFlag{Name: "debugaddr", Usage: "serve Go profiles (/debug/pprof/) on `ADDRESS` (host:port, e.g. 127.0.0.1:6060)"},
 		},
 		Action: run,
 	}
@@ -80,6 +81,13 @@ func run(ctx context.Context, c *cli.Command) error {
 	}
 	if err := setupLogging(cfg.Log.Level); err != nil {
 		return err
+	}
+	if cfg.GRPC.DebugAddress != "" {
+		stop, err := serveDebug(ctx, cfg.GRPC.DebugAddress)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	d, err := newDaemon(ctx, cfg)
 	if err != nil {

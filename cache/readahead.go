@@ -1,0 +1,219 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/containerd/continuity/fs"
+)
+
+// Read-ahead bounds of one layer's diff. The walk of the changes, the
+// readers and the tar writer run at once: readers open, stat and read the
+// small files (and list every entry's xattrs) ahead of the writer, which
+// keeps the walk order. On a tree of small files (a toolchain, a
+// node_modules) the per-file system calls, not the bytes, are the work, and
+// they spread over the cores instead of holding up one goroutine.
+const (
+	// readAheadMax is the largest regular file whose content is read ahead;
+	// larger files are streamed by the writer (the kernel reads those ahead).
+	readAheadMax = 64 << 10
+	// readAheadBufs bounds the content read ahead: buffers of readAheadMax,
+	// allocated when first needed (4 MiB per layer).
+	readAheadBufs = 64
+	// readAheadQueue bounds the entries between the walk and the writer.
+	readAheadQueue = 256
+)
+
+// readAheadWorkers is the number of readers of one layer.
+func readAheadWorkers() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// change is one change of the walk on its way to the writer, with what a
+// reader prepared for it.
+type change struct {
+	k fs.ChangeKind
+	p string
+	f os.FileInfo
+
+	// ready is closed once a reader prepared the change; nil when the
+	// writer reads everything itself.
+	ready chan struct{}
+	// prepared holds what the reader found, valid once ready is closed.
+	prepared
+	// buf is the read-ahead buffer data lives in, given back once written.
+	buf *[]byte
+}
+
+// prepared is what a reader reads of an entry ahead of the writer.
+type prepared struct {
+	err    error
+	link   string // symlink target
+	xattrs []xattr
+	data   []byte // the whole content of a small regular file
+}
+
+// writeChangesReadAhead writes the changes walk reports to cw, reading
+// entries ahead with readAheadWorkers readers on root. Entries are written
+// in walk order; the first error (the walk's, a reader's for an entry the
+// writer reaches, or the writer's) stops everything and is returned once
+// every goroutine has returned. It does not close cw.
+func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, walk WalkFunc) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	workers := readAheadWorkers()
+	jobs := make(chan *change, readAheadQueue)
+	queue := make(chan *change, readAheadQueue)
+	bufs := make(chan *[]byte, readAheadBufs)
+	for range readAheadBufs {
+		bufs <- new([]byte)
+	}
+
+	var wg sync.WaitGroup
+	for range workers {
+		rfs, err := openRootFS(root)
+		if err != nil {
+			close(jobs)
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer rfs.Close()
+			for c := range jobs {
+				if err := ctx.Err(); err != nil {
+					c.err = err
+				} else {
+					c.prepared = readEntry(rfs, c)
+				}
+				close(c.ready)
+			}
+		}()
+	}
+
+	var walkErr error
+	go func() {
+		defer close(queue)
+		defer close(jobs)
+		walkErr = walk(ctx, func(k fs.ChangeKind, p string, f os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := &change{k: k, p: p, f: f}
+			if needsReader(k, f) {
+				c.ready = make(chan struct{})
+				if wantsContent(f) {
+					select {
+					case c.buf = <-bufs:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				select {
+				case jobs <- c:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			select {
+			case queue <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+
+	var writeErr error
+	for c := range queue {
+		if writeErr != nil {
+			continue // drain, so that the walk returns
+		}
+		if c.ready != nil {
+			<-c.ready // readers always finish their jobs
+		}
+		if c.err != nil {
+			writeErr = c.err
+		} else {
+			writeErr = cw.writeChange(ctx, c)
+		}
+		if c.buf != nil {
+			bufs <- c.buf
+		}
+		if writeErr != nil {
+			cancel()
+		}
+	}
+	wg.Wait()
+	if writeErr != nil {
+		return writeErr
+	}
+	if walkErr != nil {
+		return fmt.Errorf("compute changes: %w", walkErr)
+	}
+	return nil
+}
+
+// needsReader reports whether a reader prepares the change: every entry
+// the writer writes but whiteouts, sockets and entries seen unmodified
+// (which only matter as names of hard links).
+func needsReader(k fs.ChangeKind, f os.FileInfo) bool {
+	return k != fs.ChangeKindDelete && k != fs.ChangeKindUnmodified && f != nil && f.Mode()&os.ModeSocket == 0
+}
+
+// wantsContent reports whether a reader reads the content of f ahead: a
+// small, non-empty regular file with one link (a hard-linked file may be
+// written as a link to another name, its content never read).
+func wantsContent(f os.FileInfo) bool {
+	if !f.Mode().IsRegular() || f.Size() == 0 || f.Size() > readAheadMax {
+		return false
+	}
+	_, isHardlink := fs.GetLinkInfo(f)
+	return !isHardlink
+}
+
+// readEntry reads what the writer needs of c's entry from rfs: its
+// symlink target, its xattrs and, into c.buf, the content of a small
+// file.
+func readEntry(rfs *rootFS, c *change) prepared {
+	name := strings.TrimPrefix(c.p, "/")
+	if c.buf == nil {
+		return rfs.readMeta(name, c.f)
+	}
+	file, err := rfs.OpenRegular(name, c.f)
+	if err != nil {
+		return prepared{err: err}
+	}
+	defer file.Close()
+	var p prepared
+	if p.xattrs, p.err = fileXattrs(file); p.err != nil {
+		return p
+	}
+	size := int(c.f.Size())
+	if cap(*c.buf) < readAheadMax {
+		*c.buf = make([]byte, readAheadMax)
+	}
+	n, err := io.ReadFull(file, (*c.buf)[:size])
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return prepared{err: errShrank(file.Name(), int64(size), int64(n))}
+	}
+	if err != nil {
+		return prepared{err: fmt.Errorf("copy %s: %w", file.Name(), err)}
+	}
+	p.data = (*c.buf)[:size]
+	return p
+}
+
+// errShrank is the error of a file that held fewer bytes than its size.
+func errShrank(name string, size, n int64) error {
+	return fmt.Errorf("copy %s: file shrank from %d to %d bytes while the diff was written", name, size, n)
+}
