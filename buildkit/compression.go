@@ -97,9 +97,13 @@ func (t compressionType) NeedsConversion(ctx context.Context, cs content.Store, 
 	return t.base.NeedsConversion(ctx, cs, desc)
 }
 
-// NeedsComputeDiffBySelf implements compression.Type: always, so that the
-// differ BuildKit picks streams through lade's writer.
-func (t compressionType) NeedsComputeDiffBySelf(compression.Config) bool { return true }
+// NeedsComputeDiffBySelf implements compression.Type: never. Every differ
+// BuildKit may pick for a lade type takes its compressor (BuildKit's
+// overlayfs differ, containerd's walking differ, lade's Differ), and false
+// sends the layers BuildKit's overlayfs differ does not take to the
+// worker's differ (lade's in lade-buildkitd) instead of BuildKit's own
+// walking differ.
+func (t compressionType) NeedsComputeDiffBySelf(compression.Config) bool { return false }
 
 // OnlySupportOCITypes implements compression.Type.
 func (t compressionType) OnlySupportOCITypes() bool { return t.base.OnlySupportOCITypes() }

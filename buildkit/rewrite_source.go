@@ -49,38 +49,51 @@ type bkLayer struct {
 var errOverlayDiff = errors.New("overlay upperdir differ failed")
 
 // changes implements ladecache.ChangeSource: it mounts both snapshots
-// read-only (unmounted and released when it returns) and reports the
-// changes as BuildKit's differ sees them: the overlay upperdir when upper
-// is one overlay layer on top of lower (BuildKit's overlayfs fast path),
-// else a walk of both trees (BuildKit's walking differ).
+// read-only (unmounted and released when it returns) and reports their
+// changes as mountedChanges does.
 func (l bkLayer) changes(ctx context.Context, write ladecache.WriteChanges) error {
 	upper, releaseUpper, err := mountsOf(ctx, l.upper, l.sg)
 	if err != nil {
 		return fmt.Errorf("mount snapshot %s: %w", l.upper.ID(), err)
 	}
 	defer releaseUpper()
-	if l.lower == nil {
-		return mount.WithReadonlyTempMount(ctx, upper, func(root string) error {
-			return write(root, walkTrees("", root))
-		})
-	}
-	lower, releaseLower, err := mountsOf(ctx, l.lower, l.sg)
-	if err != nil {
-		return fmt.Errorf("mount parent snapshot %s: %w", l.lower.ID(), err)
-	}
-	defer releaseLower()
-	return mount.WithReadonlyTempMount(ctx, lower, func(lowerRoot string) error {
-		if upperdir, err := overlay.GetUpperdir(lower, upper); err == nil && !l.walkOnly {
-			written, err := overlayChanges(ctx, upperdir, lowerRoot, write)
-			if written || err == nil {
-				return err
-			}
-			// The upper view could not be mounted: walk instead.
+	var lower []mount.Mount
+	if l.lower != nil {
+		var releaseLower func()
+		if lower, releaseLower, err = mountsOf(ctx, l.lower, l.sg); err != nil {
+			return fmt.Errorf("mount parent snapshot %s: %w", l.lower.ID(), err)
 		}
-		return mount.WithReadonlyTempMount(ctx, upper, func(upperRoot string) error {
-			return write(upperRoot, walkTrees(lowerRoot, upperRoot))
+		defer releaseLower()
+	}
+	return mountedChanges(lower, upper, l.walkOnly)(ctx, write)
+}
+
+// mountedChanges is the ladecache.ChangeSource of the changes from the
+// lower mounts (none: an empty directory) to the upper ones, as BuildKit's
+// differs see them: the overlay upperdir when upper is one overlay layer on
+// top of lower (BuildKit's overlayfs fast path, unless walkOnly), else a
+// walk of both trees (BuildKit's walking differ). It mounts them read-only
+// for the time of the write.
+func mountedChanges(lower, upper []mount.Mount, walkOnly bool) ladecache.ChangeSource {
+	return func(ctx context.Context, write ladecache.WriteChanges) error {
+		if len(lower) == 0 {
+			return mount.WithReadonlyTempMount(ctx, upper, func(root string) error {
+				return write(root, walkTrees("", root))
+			})
+		}
+		return mount.WithReadonlyTempMount(ctx, lower, func(lowerRoot string) error {
+			if upperdir, err := overlay.GetUpperdir(lower, upper); err == nil && !walkOnly {
+				written, err := overlayChanges(ctx, upperdir, lowerRoot, write)
+				if written || err == nil {
+					return err
+				}
+				// The upper view could not be mounted: walk instead.
+			}
+			return mount.WithReadonlyTempMount(ctx, upper, func(upperRoot string) error {
+				return write(upperRoot, walkTrees(lowerRoot, upperRoot))
+			})
 		})
-	})
+	}
 }
 
 // mountsOf returns the read-only mounts of r and their release function.

@@ -5,7 +5,9 @@
 #
 # Needs root (the daemons mount snapshots and run runc) and the tools from
 # hack/install-test-deps.sh: runc, skopeo, umoci, docker-registry and
-# busybox-static. Extra arguments go to `go test` (e.g. -run TestPush -v).
+# busybox-static. Also runs buildkit/'s integration tests (lade's differ
+# against BuildKit's on real overlay mounts). Extra arguments go to
+# `go test` (e.g. -run TestPush -v).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +20,4 @@ for tool in runc skopeo umoci docker-registry; do
 done
 [ -x /bin/busybox ] || { echo "frontend-test: busybox-static not installed: run hack/install-test-deps.sh" >&2; exit 1; }
 
-exec go test -tags integration -count=1 -timeout 40m "$@" ./frontend-test/...
+exec go test -tags integration -count=1 -timeout 40m "$@" ./frontend-test/... ./buildkit/...

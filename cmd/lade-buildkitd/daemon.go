@@ -52,7 +52,7 @@ type daemon struct {
 
 // newDaemon locks the root, opens the listeners, creates the worker and
 // the controller and registers BuildKit's API.
-func newDaemon(ctx context.Context, cfg config.Config) (d *daemon, err error) {
+func newDaemon(ctx context.Context, cfg config.Config, differ string) (d *daemon, err error) {
 	d = &daemon{lock: flock.New(filepath.Join(cfg.Root, "buildkitd.lock"))}
 	defer func() {
 		if err != nil {
@@ -69,7 +69,7 @@ func newDaemon(ctx context.Context, cfg config.Config) (d *daemon, err error) {
 	if d.listeners, err = listen(cfg.GRPC); err != nil {
 		return d, err
 	}
-	if d.controller, err = newController(ctx, &cfg); err != nil {
+	if d.controller, err = newController(ctx, &cfg, differ); err != nil {
 		return d, err
 	}
 	d.server = grpc.NewServer(
@@ -126,12 +126,12 @@ func (d *daemon) close() {
 
 // newController wires the worker, frontends, caches and session manager
 // into BuildKit's controller, as buildkitd does for an OCI worker.
-func newController(ctx context.Context, cfg *config.Config) (*control.Controller, error) {
+func newController(ctx context.Context, cfg *config.Config, differ string) (*control.Controller, error) {
 	sm, err := session.NewManager()
 	if err != nil {
 		return nil, err
 	}
-	w, err := newWorker(ctx, cfg)
+	w, err := newWorker(ctx, cfg, differ)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,7 @@ func newApp() *cli.Command {
 			&cli.BoolFlag{Name: "oci-worker-gc", Usage: "garbage-collect the build cache", Value: true},
 			&cli.IntFlag{Name: "oci-max-parallelism", Usage: "maximum parallel build steps (0: unlimited)"},
 			&cli.StringSliceFlag{Name: "allow-insecure-entitlement", Usage: "allow an insecure entitlement: network.host, security.insecure or device"},
+			&cli.StringFlag{Name: "differ", Usage: "layer differ: lade (parallel read-ahead, the same tars) or buildkit (BuildKit's overlay and walking differs)", Value: differLade, Sources: cli.EnvVars("LADE_DIFFER")},
 			&cli.StringFlag{Name: "debugaddr", Usage: "serve Go profiles (/debug/pprof/) on `ADDRESS` (host:port, e.g. 127.0.0.1:6060)"},
 		},
 		Action: run,
@@ -89,7 +90,7 @@ func run(ctx context.Context, c *cli.Command) error {
 		}
 		defer stop()
 	}
-	d, err := newDaemon(ctx, cfg)
+	d, err := newDaemon(ctx, cfg, c.String("differ"))
 	if err != nil {
 		return err
 	}

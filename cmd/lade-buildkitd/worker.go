@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 
 	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/plugins/diff/walking"
 	"github.com/containerd/containerd/v2/plugins/snapshots/native"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay/overlayutils"
@@ -21,6 +24,7 @@ import (
 	"github.com/moby/buildkit/util/network/cniprovider"
 	"github.com/moby/buildkit/util/network/netproviders"
 	"github.com/moby/buildkit/util/resolver"
+	"github.com/moby/buildkit/util/winlayers"
 	"github.com/moby/buildkit/version"
 	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/runc"
@@ -30,7 +34,7 @@ import (
 
 // newWorker creates the OCI worker (runc) and wraps it so that its image,
 // oci and docker exporters are lade's.
-func newWorker(ctx context.Context, cfg *config.Config) (*buildkit.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, differ string) (*buildkit.Worker, error) {
 	oc := cfg.Workers.OCI
 	sn, err := snapshotterFactory(cfg.Root, oc.Snapshotter)
 	if err != nil {
@@ -59,12 +63,52 @@ func newWorker(ctx context.Context, cfg *config.Config) (*buildkit.Worker, error
 	if opt.Platforms, err = workerPlatforms(oc.Platforms); err != nil {
 		return nil, err
 	}
+	if err := useDiffer(differ, &opt); err != nil {
+		return nil, err
+	}
 	w, err := base.NewWorker(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
-	bklog.L.Infof("OCI worker %s: snapshotter %s, platforms %v, exporters image/oci/docker by lade", w.ID(), sn.Name, formatPlatforms(opt.Platforms))
+	bklog.L.Infof("OCI worker %s: snapshotter %s, platforms %v, %s differ, exporters image/oci/docker by lade", w.ID(), sn.Name, formatPlatforms(opt.Platforms), differ)
 	return buildkit.NewWorker(w), nil
+}
+
+// The layer differs --differ chooses from.
+const (
+	differLade     = "lade"
+	differBuildKit = "buildkit"
+)
+
+// forceOverlayDiffEnv is BuildKit's switch of its overlayfs differ (cache/
+// blobs.go): "false" sends every layer but those of llb.Diff to the
+// worker's differ.
+const forceOverlayDiffEnv = "BUILDKIT_DEBUG_FORCE_OVERLAY_DIFF"
+
+// useDiffer installs the layer differ: with "lade", lade's Differ becomes
+// the worker's (behind BuildKit's Windows-layer wrapper) and BuildKit's
+// own overlayfs differ is switched off, since lade's Differ diffs overlay
+// upperdirs itself; with "buildkit", the worker keeps BuildKit's differs.
+func useDiffer(name string, opt *base.WorkerOpt) error {
+	switch name {
+	case differBuildKit:
+		return nil
+	case differLade:
+	default:
+		return fmt.Errorf("--differ %q: use %s or %s", name, differLade, differBuildKit)
+	}
+	if v := os.Getenv(forceOverlayDiffEnv); v != "" {
+		if on, err := strconv.ParseBool(v); err != nil || on {
+			return fmt.Errorf("%s=%s asks for BuildKit's overlayfs differ, which --differ %s replaces: unset it, or run with --differ %s",
+				forceOverlayDiffEnv, v, differLade, differBuildKit)
+		}
+	}
+	if err := os.Setenv(forceOverlayDiffEnv, "false"); err != nil {
+		return err
+	}
+	cs := opt.ContentStore
+	opt.Differ = winlayers.NewWalkingDiffWithWindows(cs, buildkit.NewDiffer(cs, walking.NewWalkingDiff(cs)))
+	return nil
 }
 
 // snapshotterFactory returns the overlayfs or native snapshotter; auto picks

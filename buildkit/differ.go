@@ -1,0 +1,222 @@
+package buildkit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/diff"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/archive/compression"
+	"github.com/containerd/containerd/v2/pkg/epoch"
+	"github.com/containerd/containerd/v2/pkg/labels"
+	"github.com/containerd/errdefs"
+	ladecache "github.com/lade-build/lade/cache"
+	"github.com/moby/buildkit/util/iohelper"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Differ is the diff.Comparer lade-buildkitd gives BuildKit's cache
+// manager: it computes a layer blob from two snapshots' mounts with lade's
+// change writer, which reads files ahead on parallel readers while the
+// tar is written, hashed and compressed in a pipeline. The changes are
+// BuildKit's (the overlay upperdir when the snapshots are one overlay
+// layer apart, else a walk of both trees) and the tar is containerd's byte
+// for byte (see cache/DIFF.md: only xattrs other than security.capability
+// are kept where containerd drops them), so the blobs are the ones
+// BuildKit's differs write.
+//
+// Media types Differ does not know go to the fallback comparer.
+type Differ struct {
+	cs       content.Store
+	fallback diff.Comparer
+}
+
+var _ diff.Comparer = (*Differ)(nil)
+
+// NewDiffer returns a Differ writing blobs to cs. fallback computes the
+// diffs of media types it does not write itself.
+func NewDiffer(cs content.Store, fallback diff.Comparer) *Differ {
+	return &Differ{cs: cs, fallback: fallback}
+}
+
+// diffRefs numbers the content references of diffs asked without one.
+var diffRefs atomic.Uint64
+
+// Compare implements diff.Comparer. The options are containerd's:
+// MediaType (default gzip), Reference (the content ingest reference),
+// Labels, Compressor (else containerd's compressor for the media type) and
+// SourceDateEpoch (file times clamped to it, also read from the context as
+// containerd's differ does). The blob is committed with the
+// "containerd.io/uncompressed" label naming its diffID. When the overlay
+// upperdir cannot be diffed, the layer is diffed again by walking both
+// trees, as BuildKit falls back to its walking differ.
+func (d *Differ) Compare(ctx context.Context, lower, upper []mount.Mount, opts ...diff.Opt) (ocispec.Descriptor, error) {
+	var cfg diff.Config
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
+	if cfg.MediaType == "" {
+		if cfg.Compressor != nil {
+			return ocispec.Descriptor{}, errors.New("lade differ: a compressor needs an explicit media type")
+		}
+		cfg.MediaType = ocispec.MediaTypeImageLayerGzip
+	}
+	if tm := epoch.FromContext(ctx); tm != nil && cfg.SourceDateEpoch == nil {
+		cfg.SourceDateEpoch = tm
+	}
+	kind := compression.Unknown
+	if cfg.Compressor == nil {
+		var ok bool
+		if kind, ok = layerCompression(cfg.MediaType); !ok {
+			return d.fallback.Compare(ctx, lower, upper, opts...)
+		}
+	}
+	desc, err := d.write(ctx, cfg, kind, mountedChanges(lower, upper, false))
+	if errors.Is(err, errOverlayDiff) && ctx.Err() == nil {
+		desc, err = d.write(ctx, cfg, kind, mountedChanges(lower, upper, true))
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("lade differ: %w", err)
+	}
+	return desc, nil
+}
+
+// layerCompression returns containerd's compression of a layer media type
+// it can write without a compressor.
+func layerCompression(mediaType string) (compression.Compression, bool) {
+	switch mediaType {
+	case ocispec.MediaTypeImageLayer, images.MediaTypeDockerSchema2Layer:
+		return compression.Uncompressed, true
+	case ocispec.MediaTypeImageLayerGzip, images.MediaTypeDockerSchema2LayerGzip:
+		return compression.Gzip, true
+	case ocispec.MediaTypeImageLayerZstd:
+		return compression.Zstd, true
+	}
+	return compression.Unknown, false
+}
+
+// write streams the layer tar of src into the content store under cfg's
+// reference: the tar is produced by lade's change writer on its own
+// goroutines, and this goroutine hashes it and feeds the compressor. An
+// uncompressed blob is its own diffID (hashed once, by the content
+// writer). Nothing is left in the store's ingest on failure.
+func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Compression, src ladecache.ChangeSource) (_ ocispec.Descriptor, err error) {
+	ref := cfg.Reference
+	if ref == "" {
+		ref = "lade-diff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(diffRefs.Add(1), 10)
+	}
+	cw, err := content.OpenWriter(ctx, d.cs, content.WithRef(ref),
+		content.WithDescriptor(ocispec.Descriptor{MediaType: cfg.MediaType}))
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("open content writer %s: %w", ref, err)
+	}
+	defer func() {
+		if cw != nil {
+			_ = cw.Close()
+			_ = d.cs.Abort(context.WithoutCancel(ctx), ref)
+		}
+	}()
+	if err := cw.Truncate(0); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("truncate content writer %s: %w", ref, err)
+	}
+	bw := bufio.NewWriterSize(cw, 128<<10)
+	zw, err := compressorFor(cfg, kind, bw)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	zwOpen := true
+	defer func() {
+		if zwOpen {
+			_ = zw.Close()
+		}
+	}()
+	dst := io.Writer(zw)
+	var diffID digest.Digester
+	if nop, ok := zw.(*iohelper.NopWriteCloser); !ok || nop.Writer != bw {
+		diffID = digest.SHA256.Digester()
+		dst = io.MultiWriter(zw, diffID.Hash())
+	}
+
+	layer, err := ladecache.NewChangesRef(ref, src, ladecache.ChangesOptions{})
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	rc, err := layer.Diff(ctx, ladecache.DiffOptions{Epoch: cfg.SourceDateEpoch})
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(dst, rc); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
+	}
+	zwOpen = false
+	if err := zw.Close(); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("close compressor: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
+	}
+
+	dgst := cw.Digest()
+	uncompressed := dgst
+	if diffID != nil {
+		uncompressed = diffID.Digest()
+	}
+	lbls := maps.Clone(cfg.Labels)
+	if lbls == nil {
+		lbls = map[string]string{}
+	}
+	lbls[labels.LabelUncompressed] = uncompressed.String()
+	if err := cw.Commit(ctx, 0, dgst, content.WithLabels(lbls)); err != nil && !errdefs.IsAlreadyExists(err) {
+		return ocispec.Descriptor{}, fmt.Errorf("commit layer %s: %w", dgst, err)
+	}
+	_ = cw.Close()
+	cw = nil
+	info, err := d.cs.Info(ctx, dgst)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("layer %s: %w", dgst, err)
+	}
+	if info.Labels[labels.LabelUncompressed] == "" {
+		// The blob existed without the label: add it.
+		if info.Labels == nil {
+			info.Labels = map[string]string{}
+		}
+		info.Labels[labels.LabelUncompressed] = uncompressed.String()
+		if _, err := d.cs.Update(ctx, info, "labels."+labels.LabelUncompressed); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("label layer %s with its diffID: %w", dgst, err)
+		}
+	}
+	return ocispec.Descriptor{MediaType: cfg.MediaType, Digest: dgst, Size: info.Size}, nil
+}
+
+// compressorFor returns the writer compressing into w: cfg's compressor,
+// else containerd's for kind (the identity for an uncompressed layer).
+func compressorFor(cfg diff.Config, kind compression.Compression, w io.Writer) (io.WriteCloser, error) {
+	if cfg.Compressor != nil {
+		zw, err := cfg.Compressor(w, cfg.MediaType)
+		if err != nil {
+			return nil, fmt.Errorf("open compressor for %s: %w", cfg.MediaType, err)
+		}
+		return zw, nil
+	}
+	if kind == compression.Uncompressed {
+		return &iohelper.NopWriteCloser{Writer: w}, nil
+	}
+	zw, err := compression.CompressStream(w, kind)
+	if err != nil {
+		return nil, fmt.Errorf("open compressor for %s: %w", cfg.MediaType, err)
+	}
+	return zw, nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/worker/base"
+)
+
+// TestUseDiffer: "lade" installs a differ and switches BuildKit's
+// overlayfs differ off, "buildkit" changes nothing, a BuildKit switch set
+// on and an unknown name are refused with what to do.
+func TestUseDiffer(t *testing.T) {
+	t.Setenv(forceOverlayDiffEnv, "")
+	var opt base.WorkerOpt
+	if err := useDiffer(differBuildKit, &opt); err != nil || opt.Differ != nil || os.Getenv(forceOverlayDiffEnv) != "" {
+		t.Fatalf("buildkit: err %v, differ %v, env %q", err, opt.Differ, os.Getenv(forceOverlayDiffEnv))
+	}
+	if err := useDiffer(differLade, &opt); err != nil || opt.Differ == nil || os.Getenv(forceOverlayDiffEnv) != "false" {
+		t.Fatalf("lade: err %v, differ %v, env %q", err, opt.Differ, os.Getenv(forceOverlayDiffEnv))
+	}
+	t.Setenv(forceOverlayDiffEnv, "1")
+	if err := useDiffer(differLade, &base.WorkerOpt{}); err == nil || !strings.Contains(err.Error(), "--differ buildkit") {
+		t.Fatalf("forced overlay: %v", err)
+	}
+	if err := useDiffer("fast", &base.WorkerOpt{}); err == nil || !strings.Contains(err.Error(), "use lade or buildkit") {
+		t.Fatalf("unknown differ: %v", err)
+	}
+}
+
+// TestServeDebug: the debug address serves Go's profile index until
+// stopped.
+func TestServeDebug(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	stop, err := serveDebug(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine") {
+		t.Fatalf("status %d, body %.200s", resp.StatusCode, body)
+	}
+	stop()
+	if _, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
+		t.Fatal("still serving after stop")
+	}
+	if _, err := serveDebug(context.Background(), "127.0.0.1:99999"); err == nil || !strings.Contains(err.Error(), "--debugaddr") {
+		t.Fatalf("bad address: %v", err)
+	}
+}
