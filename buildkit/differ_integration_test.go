@@ -4,8 +4,8 @@ package buildkit
 
 import (
 	"bytes"
-	"context"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
