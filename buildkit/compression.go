@@ -3,6 +3,7 @@ package buildkit
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -62,7 +63,10 @@ func (t compressionType) Compress(ctx context.Context, comp compression.Config) 
 	var mu sync.Mutex
 	var last *layerWriter
 	compressor := func(dest io.Writer, _ string) (io.WriteCloser, error) {
-		hw := &hashWriter{w: dest, h: sha256.New()}
+		hw, ok := dest.(blobSink)
+		if !ok {
+			hw = &hashWriter{w: dest, h: sha256.New()}
+		}
 		zw, err := c.NewWriter(hw, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return nil, err
@@ -81,7 +85,7 @@ func (t compressionType) Compress(ctx context.Context, comp compression.Config) 
 		lw := last
 		mu.Unlock()
 		if lw != nil && lw.sealed != "" {
-			tr.seal(ocispecs.Descriptor{MediaType: t.MediaType(), Digest: lw.sealed, Size: lw.hw.n}, lw.n)
+			tr.seal(ocispecs.Descriptor{MediaType: t.MediaType(), Digest: lw.sealed, Size: lw.hw.written()}, lw.n)
 		}
 		return nil, nil
 	}
@@ -115,12 +119,30 @@ func (t compressionType) MediaType() string { return t.base.MediaType() }
 // BuildKit uses to label compression variants of a blob.
 func (t compressionType) String() string { return t.base.String() }
 
-// hashWriter hashes and counts what it writes to w.
+// blobSink is where a compressor writes a blob: it knows the digest and
+// size of what it was given. A compressor given a blobSink (lade's Differ
+// passes its content writer) does not hash the blob a second time.
+type blobSink interface {
+	io.Writer
+	// blobDigest returns the digest of everything written so far.
+	blobDigest() (digest.Digest, error)
+	// written returns the number of bytes written so far.
+	written() int64
+}
+
+// hashWriter is the blobSink of a plain writer: it hashes and counts what
+// it writes to w.
 type hashWriter struct {
 	w io.Writer
 	h hash.Hash
 	n int64
 }
+
+func (h *hashWriter) blobDigest() (digest.Digest, error) {
+	return digest.NewDigestFromBytes(digest.SHA256, h.h.Sum(nil)), nil
+}
+
+func (h *hashWriter) written() int64 { return h.n }
 
 func (h *hashWriter) Write(p []byte) (int, error) {
 	n, err := h.w.Write(p)
@@ -133,7 +155,7 @@ func (h *hashWriter) Write(p []byte) (int, error) {
 // compressor and records the blob digest it produced.
 type layerWriter struct {
 	zw     io.WriteCloser
-	hw     *hashWriter
+	hw     blobSink
 	task   *layerTask
 	n      int64 // uncompressed bytes written
 	closed bool
@@ -154,8 +176,9 @@ func (l *layerWriter) Close() error {
 	}
 	l.closed = true
 	err := l.zw.Close()
-	dgst := digest.NewDigestFromBytes(digest.SHA256, l.hw.h.Sum(nil))
-	l.task.done(dgst, l.hw.n, err)
+	dgst, derr := l.hw.blobDigest()
+	err = errors.Join(err, derr)
+	l.task.done(dgst, l.hw.written(), err)
 	if err == nil {
 		l.sealed = dgst
 	}

@@ -131,7 +131,7 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	if err := cw.Truncate(0); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("truncate content writer %s: %w", ref, err)
 	}
-	bw := bufio.NewWriterSize(cw, 128<<10)
+	bw := &contentSink{bw: bufio.NewWriterSize(cw, 128<<10), cw: cw}
 	zw, err := compressorFor(cfg, kind, bw)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -165,7 +165,7 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	if err := zw.Close(); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("close compressor: %w", err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := bw.bw.Flush(); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
 	}
 
@@ -200,6 +200,29 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	}
 	return ocispec.Descriptor{MediaType: cfg.MediaType, Digest: dgst, Size: info.Size}, nil
 }
+
+// contentSink is the blobSink of a content writer: the blob's digest is
+// the one the content writer computes anyway.
+type contentSink struct {
+	bw *bufio.Writer
+	cw content.Writer
+	n  int64
+}
+
+func (s *contentSink) Write(p []byte) (int, error) {
+	n, err := s.bw.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *contentSink) blobDigest() (digest.Digest, error) {
+	if err := s.bw.Flush(); err != nil {
+		return "", err
+	}
+	return s.cw.Digest(), nil
+}
+
+func (s *contentSink) written() int64 { return s.n }
 
 // compressorFor returns the writer compressing into w: cfg's compressor,
 // else containerd's for kind (the identity for an uncompressed layer).

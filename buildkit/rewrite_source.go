@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -122,8 +121,10 @@ func walkTrees(lower, upper string) ladecache.WalkFunc {
 
 // overlayChanges reports the changes recorded in an overlay upperdir, as
 // BuildKit's overlay differ does (util/overlay.WriteUpperdir): entries are
-// read from a view of the upperdir without whiteouts, mounted here, and
-// each entry's FileInfo is taken from that view. written reports whether
+// read from a view of the upperdir without whiteouts, mounted here, with
+// the metadata the walk of the raw upperdir gives (the view shows the same
+// inodes under its own device; the writer compares inodes, not devices).
+// written reports whether
 // write was called; when it was not, the view could not be mounted.
 func overlayChanges(ctx context.Context, upperdir, lowerRoot string, write ladecache.WriteChanges) (written bool, _ error) {
 	empty, err := os.MkdirTemp("", "lade-empty")
@@ -136,9 +137,8 @@ func overlayChanges(ctx context.Context, upperdir, lowerRoot string, write ladec
 		written = true
 		return write(viewRoot, func(ctx context.Context, fn cfs.ChangeFunc) error {
 			var fnErr error
-			rs := restat(viewRoot, fn)
 			wrapped := func(k cfs.ChangeKind, p string, f os.FileInfo, err error) error {
-				if fnErr = rs(k, p, f, err); fnErr != nil {
+				if fnErr = fn(k, p, f, err); fnErr != nil {
 					return fnErr
 				}
 				return nil
@@ -151,20 +151,6 @@ func overlayChanges(ctx context.Context, upperdir, lowerRoot string, write ladec
 		})
 	})
 	return written, err
-}
-
-// restat gives fn the FileInfo of each added or modified entry as root
-// shows it (the overlay walk stats the raw upperdir, whose device differs
-// from the view lade reads the entry from).
-func restat(root string, fn cfs.ChangeFunc) cfs.ChangeFunc {
-	return func(k cfs.ChangeKind, p string, f os.FileInfo, err error) error {
-		if err == nil && k != cfs.ChangeKindDelete {
-			if f, err = os.Lstat(filepath.Join(root, p)); err != nil {
-				return fmt.Errorf("stat %s in the upper view: %w", p, err)
-			}
-		}
-		return fn(k, p, f, err)
-	}
 }
 
 // isLazy reports whether r has a blob but no snapshot (a layer of a pulled

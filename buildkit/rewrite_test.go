@@ -3,12 +3,9 @@ package buildkit
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/leases"
-	cfs "github.com/containerd/continuity/fs"
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/exporter"
 	digest "github.com/opencontainers/go-digest"
@@ -94,32 +91,6 @@ func TestEpochCache(t *testing.T) {
 	}
 	if len(fl.deleted) != 1 || fl.deleted[0] != hold {
 		t.Fatalf("after every entry of the blob was evicted, released %v, want [%s]", fl.deleted, hold)
-	}
-}
-
-// TestRestat: added and modified entries get the FileInfo of the view they
-// are read from; deletions pass through.
-func TestRestat(t *testing.T) {
-	root, raw := t.TempDir(), t.TempDir()
-	for _, d := range []string{root, raw} {
-		if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rawFI, _ := os.Lstat(filepath.Join(raw, "f"))
-	want, _ := os.Lstat(filepath.Join(root, "f"))
-	var got []os.FileInfo
-	fn := restat(root, func(_ cfs.ChangeKind, _ string, f os.FileInfo, _ error) error {
-		got = append(got, f)
-		return nil
-	})
-	_ = fn(cfs.ChangeKindAdd, "/f", rawFI, nil)
-	_ = fn(cfs.ChangeKindDelete, "/gone", rawFI, nil)
-	if len(got) != 2 || !os.SameFile(got[0], want) || got[1] != rawFI {
-		t.Fatalf("restat gave %v", got)
-	}
-	if err := fn(cfs.ChangeKindModify, "/missing", rawFI, nil); err == nil {
-		t.Fatal("a missing entry was not an error")
 	}
 }
 

@@ -2,9 +2,7 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -189,28 +187,15 @@ func readEntry(rfs *rootFS, c *change) prepared {
 	if c.buf == nil {
 		return rfs.readMeta(name, c.f)
 	}
-	file, err := rfs.OpenRegular(name, c.f)
-	if err != nil {
-		return prepared{err: err}
-	}
-	defer file.Close()
-	var p prepared
-	if p.xattrs, p.err = fileXattrs(file); p.err != nil {
-		return p
-	}
-	size := int(c.f.Size())
 	if cap(*c.buf) < readAheadMax {
 		*c.buf = make([]byte, readAheadMax)
 	}
-	n, err := io.ReadFull(file, (*c.buf)[:size])
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return prepared{err: errShrank(file.Name(), int64(size), int64(n))}
-	}
+	data := (*c.buf)[:c.f.Size()]
+	xattrs, err := rfs.ReadSmall(name, c.f, data)
 	if err != nil {
-		return prepared{err: fmt.Errorf("copy %s: %w", file.Name(), err)}
+		return prepared{err: err}
 	}
-	p.data = (*c.buf)[:size]
-	return p
+	return prepared{xattrs: xattrs, data: data}
 }
 
 // errShrank is the error of a file that held fewer bytes than its size.
