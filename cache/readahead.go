@@ -21,12 +21,70 @@ const (
 	// readAheadMax is the largest regular file whose content is read ahead;
 	// larger files are streamed by the writer (the kernel reads those ahead).
 	readAheadMax = 64 << 10
-	// readAheadBufs bounds the content read ahead: buffers of readAheadMax,
-	// allocated when first needed (4 MiB per layer).
-	readAheadBufs = 64
+	// readAheadRing bounds the content read ahead: a ring of this many
+	// bytes per layer, where each small file takes its size, in walk order
+	// (about 128 files of a toolchain tree).
+	readAheadRing = 2 << 20
 	// readAheadQueue bounds the entries between the walk and the writer.
 	readAheadQueue = 256
 )
+
+// ringPool keeps the read-ahead rings of finished diffs for the next ones.
+var ringPool = sync.Pool{New: func() any {
+	b := make([]byte, readAheadRing)
+	return &b
+}}
+
+// ring hands out the read-ahead space of one layer: the walk reserves
+// each small file's bytes in walk order and the writer releases them in
+// the same order once written, so the space is one circular buffer.
+type ring struct {
+	buf   *[]byte
+	freed chan struct{} // signalled on release
+	mu    sync.Mutex
+	head  int64 // bytes reserved since the start (positions wrap)
+	tail  int64 // bytes released since the start
+}
+
+func newRing() *ring {
+	return &ring{buf: ringPool.Get().(*[]byte), freed: make(chan struct{}, 1)}
+}
+
+// reserve returns n contiguous bytes of the ring and the position the
+// writer releases once it wrote them, waiting for space until ctx is done.
+func (r *ring) reserve(ctx context.Context, n int64) ([]byte, int64, error) {
+	size := int64(len(*r.buf))
+	for {
+		r.mu.Lock()
+		start := r.head
+		if pad := size - start%size; pad < n {
+			start += pad // does not fit before the end: wrap
+		}
+		if start+n-r.tail <= size {
+			r.head = start + n
+			r.mu.Unlock()
+			at := start % size
+			return (*r.buf)[at : at+n : at+n], start + n, nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.freed:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+}
+
+// release frees the ring up to end, a position reserve returned.
+func (r *ring) release(end int64) {
+	r.mu.Lock()
+	r.tail = end
+	r.mu.Unlock()
+	select {
+	case r.freed <- struct{}{}:
+	default:
+	}
+}
 
 // readAheadWorkers is the number of readers of one layer.
 func readAheadWorkers() int { return max(2, runtime.GOMAXPROCS(0)) }
@@ -43,8 +101,10 @@ type change struct {
 	ready chan struct{}
 	// prepared holds what the reader found, valid once ready is closed.
 	prepared
-	// buf is the read-ahead buffer data lives in, given back once written.
-	buf *[]byte
+	// buf is the ring space data is read into, released up to end once
+	// written; nil when the content is not read ahead.
+	buf []byte
+	end int64
 }
 
 // prepared is what a reader reads of an entry ahead of the writer.
@@ -67,10 +127,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 	workers := readAheadWorkers()
 	jobs := make(chan *change, readAheadQueue)
 	queue := make(chan *change, readAheadQueue)
-	bufs := make(chan *[]byte, readAheadBufs)
-	for range readAheadBufs {
-		bufs <- new([]byte)
-	}
+	space := newRing()
 
 	var wg sync.WaitGroup
 	for range workers {
@@ -110,10 +167,9 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 			if needsReader(k, f) {
 				c.ready = make(chan struct{})
 				if wantsContent(f) {
-					select {
-					case c.buf = <-bufs:
-					case <-ctx.Done():
-						return ctx.Err()
+					var err error
+					if c.buf, c.end, err = space.reserve(ctx, f.Size()); err != nil {
+						return err
 					}
 				}
 				select {
@@ -145,13 +201,15 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 			writeErr = cw.writeChange(ctx, c)
 		}
 		if c.buf != nil {
-			bufs <- c.buf
+			space.release(c.end)
 		}
 		if writeErr != nil {
 			cancel()
 		}
 	}
 	wg.Wait()
+	// Every goroutine is done with the ring.
+	ringPool.Put(space.buf)
 	if writeErr != nil {
 		return writeErr
 	}
@@ -187,15 +245,11 @@ func readEntry(rfs *rootFS, c *change) prepared {
 	if c.buf == nil {
 		return rfs.readMeta(name, c.f)
 	}
-	if cap(*c.buf) < readAheadMax {
-		*c.buf = make([]byte, readAheadMax)
-	}
-	data := (*c.buf)[:c.f.Size()]
-	xattrs, err := rfs.ReadSmall(name, c.f, data)
+	xattrs, err := rfs.ReadSmall(name, c.f, c.buf)
 	if err != nil {
 		return prepared{err: err}
 	}
-	return prepared{xattrs: xattrs, data: data}
+	return prepared{xattrs: xattrs, data: c.buf}
 }
 
 // errShrank is the error of a file that held fewer bytes than its size.
