@@ -140,10 +140,14 @@ func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name st
 		return buildTimes{}, err
 	}
 	defer d.stop()
-	// Let the daemon's startup work settle, and write back what earlier
-	// builds left dirty, so neither overlaps the build.
+	// Let the daemon's startup work settle (it removes the snapshots the
+	// prune released, which can take seconds of CPU), and write back what
+	// earlier builds left dirty, so neither overlaps the build.
 	unix.Sync()
 	time.Sleep(500 * time.Millisecond)
+	if waited := d.waitIdle(60 * time.Second); waited > time.Second {
+		logf("%s: waited %.1fs for the daemon to go idle", d.kind, waited.Seconds())
+	}
 	t, err := d.build(ctx, w.Dir, filepath.Join(logs, fmt.Sprintf("%s-%d-%s.rawjson", name, round, d.kind)), args...)
 	if err != nil {
 		return t, err

@@ -306,6 +306,24 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 const clockTick = 10 * time.Millisecond
 
 // procCPU returns the user and system CPU time of process pid.
+// waitIdle waits until the daemon uses less than a tenth of a core over
+// 200 ms, at most max, and returns how long it waited.
+func (d *daemon) waitIdle(max time.Duration) time.Duration {
+	const tick = 200 * time.Millisecond
+	start := time.Now()
+	pid := d.cmd.Process.Pid
+	last := procCPU(pid)
+	for time.Since(start) < max {
+		time.Sleep(tick)
+		now := procCPU(pid)
+		if now-last < tick/10 {
+			break
+		}
+		last = now
+	}
+	return time.Since(start)
+}
+
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
