@@ -14,9 +14,11 @@ import (
 // WalkFunc reports the changes of one layer to fn the way continuity's
 // fs.Changes does: in lexical path order, each path relative to the root
 // with a leading separator. For every change but a deletion, the FileInfo
-// must be what Lstat of the entry under the root given to the writer
-// returns (same device and inode): the writer reads the entry from that
-// root and refuses a different file. A WalkFunc returns fn's first error.
+// must describe the entry under the root given to the writer as Lstat
+// does (the same inode, size, modification time and type; the device may
+// differ, as for an overlay view of a walked upperdir): the writer reads
+// the entry from that root and refuses a different file. A WalkFunc
+// returns fn's first error.
 type WalkFunc func(ctx context.Context, fn cfs.ChangeFunc) error
 
 // WriteChanges writes the layer tar of the changes walk reports, reading
