@@ -76,27 +76,38 @@ func (r *rootFS) Lstat(name string) (os.FileInfo, error) {
 }
 
 // OpenRegular opens name for reading, refusing a symlink, and checks that it
-// is still the regular file want (same device and inode) that the walk saw.
+// is still the regular file want that the walk saw (see sameStat).
 func (r *rootFS) OpenRegular(name string, want os.FileInfo) (*os.File, error) {
-	dir, base, err := r.split(name)
+	fd, full, err := r.openChecked(name, want)
 	if err != nil {
 		return nil, err
 	}
+	return os.NewFile(uintptr(fd), full), nil
+}
+
+// openChecked opens name read-only relative to its parent, without
+// following it, and checks with fstat that it is the regular file want.
+// It returns the raw descriptor and the file's full name.
+func (r *rootFS) openChecked(name string, want os.FileInfo) (int, string, error) {
+	dir, base, err := r.split(name)
+	if err != nil {
+		return -1, "", err
+	}
 	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s in %s: %w", name, r.dir, err)
+		return -1, "", fmt.Errorf("open %s in %s: %w", name, r.dir, err)
 	}
-	f := os.NewFile(uintptr(fd), path.Join(r.dir, name))
-	got, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+	full := path.Join(r.dir, name)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		_ = unix.Close(fd)
+		return -1, "", fmt.Errorf("stat %s: %w", full, err)
 	}
-	if !got.Mode().IsRegular() || !sameEntry(got, want) {
-		_ = f.Close()
-		return nil, fmt.Errorf("%s changed while the diff was written", f.Name())
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !sameStat(&st, want) {
+		_ = unix.Close(fd)
+		return -1, "", fmt.Errorf("%s changed while the diff was written", full)
 	}
-	return f, nil
+	return fd, full, nil
 }
 
 // readMeta reads the symlink target (of a symlink) and the xattrs of name,
@@ -119,23 +130,11 @@ func (r *rootFS) readMeta(name string, f os.FileInfo) prepared {
 // the poller's fcntl and epoll calls, a measurable share of a tree of
 // small files).
 func (r *rootFS) ReadSmall(name string, want os.FileInfo, buf []byte) ([]xattr, error) {
-	dir, base, err := r.split(name)
+	fd, full, err := r.openChecked(name, want)
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open %s in %s: %w", name, r.dir, err)
-	}
 	defer unix.Close(fd)
-	full := path.Join(r.dir, name)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("stat %s: %w", full, err)
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !sameStat(&st, want) {
-		return nil, fmt.Errorf("%s changed while the diff was written", full)
-	}
 	xattrs, err := readXattrs(
 		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
 		func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
@@ -158,20 +157,11 @@ func (r *rootFS) ReadSmall(name string, want os.FileInfo, buf []byte) ([]xattr, 
 	return xattrs, nil
 }
 
-// sameEntry reports whether got, the stat of an opened file, is the entry
-// the walk saw as want: the same inode, size, modification time and type.
+// sameStat reports whether g, the stat of an opened file, is the entry the
+// walk saw as want: the same inode, size, modification time and type.
 // Devices are not compared: a change source may walk an overlay upperdir
 // and have entries read from an overlay view of it, which shows the same
 // inodes under its own device (as BuildKit's overlay differ does).
-func sameEntry(got, want os.FileInfo) bool {
-	g, ok := got.Sys().(*syscall.Stat_t)
-	if !ok {
-		return os.SameFile(got, want)
-	}
-	return sameStat(g, want)
-}
-
-// sameStat is sameEntry for the stat of an open descriptor.
 func sameStat(g *syscall.Stat_t, want os.FileInfo) bool {
 	w, ok := want.Sys().(*syscall.Stat_t)
 	return ok && g.Ino == w.Ino && g.Size == w.Size && g.Mtim == w.Mtim && g.Mode&syscall.S_IFMT == w.Mode&syscall.S_IFMT
@@ -211,19 +201,6 @@ func (r *rootFS) Xattrs(name string) ([]xattr, error) {
 		func(n string, buf []byte) (int, error) { return unix.Lgetxattr(p, n, buf) })
 	if err != nil {
 		return nil, fmt.Errorf("xattrs of %s in %s: %w", name, r.dir, err)
-	}
-	return out, nil
-}
-
-// fileXattrs returns the extended attributes of an open file, as Xattrs
-// does.
-func fileXattrs(f *os.File) ([]xattr, error) {
-	fd := int(f.Fd())
-	out, err := readXattrs(
-		func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
-		func(n string, buf []byte) (int, error) { return unix.Fgetxattr(fd, n, buf) })
-	if err != nil {
-		return nil, fmt.Errorf("xattrs of %s: %w", f.Name(), err)
 	}
 	return out, nil
 }
