@@ -5,6 +5,7 @@ package frontendtest
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -140,9 +141,9 @@ func TestMatchesStockMultiPlatform(t *testing.T) {
 	}
 }
 
-// TestNativeSnapshotter builds on the native snapshotter (BuildKit's walking
-// differ streams through lade's compressor) and on overlayfs (the upperdir
-// differ): the same layers, and a runnable image.
+// TestNativeSnapshotter builds on the native snapshotter (lade's differ
+// walks both trees) and on overlayfs (it reads the upperdir): the same
+// layers, and a runnable image.
 func TestNativeSnapshotter(t *testing.T) {
 	ctx := contextDir(t, mainDockerfile, nil)
 	native := startDaemon(t, lade, "[worker.oci]\n  snapshotter = \"native\"\n")
@@ -154,5 +155,70 @@ func TestNativeSnapshotter(t *testing.T) {
 	o := ociBuild(t, startDaemon(t, lade, ""), ctx, ",rewrite-timestamp=true", epochOpt...)
 	if a, b := diffIDsOf(t, n), diffIDsOf(t, o); fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Fatalf("diffIDs:\n native    %v\n overlayfs %v", a, b)
+	}
+}
+
+// differDockerfile copies two trees over each other: the second layer
+// adds files to directories of the first and replaces some of its files,
+// so the overlay upperdir holds copied-up directories.
+const differDockerfile = `FROM scratch
+COPY tree/ /
+COPY more/ /
+`
+
+// differContext writes differDockerfile's context: 600 files of sizes
+// around the read-ahead limit (64 KiB) in nested directories, symlinks,
+// and a second tree that changes the first.
+func differContext(t *testing.T) string {
+	t.Helper()
+	ctx := contextDir(t, differDockerfile, nil)
+	sizes := []int{0, 1, 4096, 64<<10 - 1, 64 << 10, 64<<10 + 1, 200 << 10}
+	for d := range 10 {
+		for i := range 60 {
+			size := sizes[(d+i)%len(sizes)]
+			writeTreeFile(t, filepath.Join(ctx, "tree", fmt.Sprintf("d%d/s%d/f%02d", d, i%3, i)), strings.Repeat(string(rune('a'+i%26)), size))
+		}
+		if err := os.Symlink(fmt.Sprintf("s0/f%02d", d), filepath.Join(ctx, "tree", fmt.Sprintf("d%d/link", d))); err != nil {
+			t.Fatal(err)
+		}
+		writeTreeFile(t, filepath.Join(ctx, "more", fmt.Sprintf("d%d/s1/f%02d", d, 1)), "replaced\n")
+		writeTreeFile(t, filepath.Join(ctx, "more", fmt.Sprintf("d%d/new", d)), strings.Repeat("n", 70000))
+	}
+	return ctx
+}
+
+func writeTreeFile(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDifferMatchesBuildKitDiffer builds the same context on two
+// lade-buildkitd daemons, one with lade's differ (the default) and one
+// with --differ buildkit (LADE_DIFFER=buildkit): the same diffIDs and, the
+// compressor being the same, the same blobs.
+func TestDifferMatchesBuildKitDiffer(t *testing.T) {
+	ctx := differContext(t)
+	ld := startDaemon(t, lade, "")
+	t.Setenv("LADE_DIFFER", "buildkit")
+	bd := startDaemon(t, lade, "")
+	mustContain(t, "lade differ daemon log", ld.log.String(), "lade differ")
+	mustContain(t, "buildkit differ daemon log", bd.log.String(), "buildkit differ")
+	l, b := ociBuild(t, ld, ctx, ""), ociBuild(t, bd, ctx, "")
+	li, bi := l.verify(t)[0], b.verify(t)[0]
+	if len(li.Manifest.Layers) != 2 {
+		t.Fatalf("%d layers, want 2", len(li.Manifest.Layers))
+	}
+	if fmt.Sprint(li.Config.RootFS.DiffIDs) != fmt.Sprint(bi.Config.RootFS.DiffIDs) {
+		t.Fatalf("diffIDs:\n lade differ     %v\n buildkit differ %v", li.Config.RootFS.DiffIDs, bi.Config.RootFS.DiffIDs)
+	}
+	for n := range li.Manifest.Layers {
+		if a, c := li.Manifest.Layers[n].Digest, bi.Manifest.Layers[n].Digest; a != c {
+			t.Fatalf("layer %d: blob %s with lade's differ, %s with BuildKit's", n, a, c)
+		}
 	}
 }
