@@ -170,6 +170,21 @@ func (l *layerWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// fail closes the compressor of a layer whose diff failed: its slots and
+// goroutines are released and its progress status ends with cause, not as
+// a finished blob.
+func (l *layerWriter) fail(cause error) {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	_ = l.zw.Close()
+	if cause == nil {
+		cause = errors.New("layer diff abandoned")
+	}
+	l.task.done("", l.hw.written(), cause)
+}
+
 func (l *layerWriter) Close() error {
 	if l.closed {
 		return nil

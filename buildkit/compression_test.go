@@ -92,3 +92,33 @@ func TestZstdRoundTrip(t *testing.T) {
 		t.Fatalf("not a zstd frame: % x", out[:4])
 	}
 }
+
+// TestLadeCompressorFail: a layer whose diff failed ends its status
+// failed and records no blob, even though its compressor was flushed.
+func TestLadeCompressorFail(t *testing.T) {
+	tr := &tracker{}
+	ctx := withTracker(context.Background(), tr)
+	fn, _ := ladeGzip.Compress(ctx, compression.Config{Type: ladeGzip})
+	var buf bytes.Buffer
+	w, err := fn(&buf, ladeGzip.MediaType())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("partial layer")); err != nil {
+		t.Fatal(err)
+	}
+	w.(interface{ fail(error) }).fail(nil)
+	if err := w.Close(); err != nil {
+		t.Fatalf("close after fail: %v", err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	if _, ok := tr.freshBlob(digest.NewDigestFromBytes(digest.SHA256, sum[:])); ok {
+		t.Fatal("a failed layer was recorded as a fresh blob")
+	}
+	tr.mu.Lock()
+	n := len(tr.fresh)
+	tr.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d fresh blobs recorded, want none", n)
+	}
+}

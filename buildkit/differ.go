@@ -138,7 +138,12 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	}
 	zwOpen := true
 	defer func() {
-		if zwOpen {
+		if !zwOpen {
+			return
+		}
+		if f, ok := zw.(interface{ fail(error) }); ok {
+			f.fail(err) // lade's compressor: the layer's status ends failed
+		} else {
 			_ = zw.Close()
 		}
 	}()

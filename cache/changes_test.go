@@ -122,12 +122,20 @@ func TestChangesOtherFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantChangedFile(t, "test:other", root, fi)
+}
+
+// wantChangedFile diffs a walk that reports the file root/f, added, with
+// the FileInfo fi, and fails unless the diff refuses it as a file that
+// changed since the walk saw it.
+func wantChangedFile(t *testing.T, id, root string, fi os.FileInfo) {
+	t.Helper()
 	src := func(ctx context.Context, write cache.WriteChanges) error {
 		return write(root, func(ctx context.Context, fn cfs.ChangeFunc) error {
 			return fn(cfs.ChangeKindAdd, "/f", fi, nil)
 		})
 	}
-	if err := readChanges(t, "test:other", src); err == nil || !strings.Contains(err.Error(), "changed while the diff was written") {
+	if err := readChanges(t, id, src); err == nil || !strings.Contains(err.Error(), "changed while the diff was written") {
 		t.Fatalf("error %v, want a changed-file error", err)
 	}
 }
