@@ -292,8 +292,13 @@ func TestPushCancelStopsRetries(t *testing.T) {
 	opts := Options{RetryDelay: time.Second, MaxAttempts: 10}
 	start := time.Now()
 	err := Push(ctx, store, img.root, reg.Host+"/lade/cancel:v1", opts)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Push after cancel: %v", err)
+	// The registry's 503 and the cancellation race: either error may come
+	// back, but no upload may be retried once the push is cancelled.
+	if err == nil || (!errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "503")) {
+		t.Fatalf("Push after cancel: %v, want the cancellation or the 503", err)
+	}
+	if strings.Contains(err.Error(), "giving up after") {
+		t.Fatalf("Push retried after the cancel: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("cancelled push took %s", d)
