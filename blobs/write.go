@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	"github.com/lade-build/lade/cache"
+	"github.com/lade-build/lade/internal/writeback"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -44,6 +45,7 @@ func (c *Computer) write(ctx context.Context, ref cache.Ref, comp Compression, o
 	if err != nil {
 		return DiffPair{}, fmt.Errorf("open content writer: %w", err)
 	}
+	w = writeback.Wrap(w, 0)
 	committed := false
 	defer func() {
 		if !committed {

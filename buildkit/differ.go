@@ -18,8 +18,11 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/containerd/v2/pkg/epoch"
 	"github.com/containerd/containerd/v2/pkg/labels"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	ladecache "github.com/lade-build/lade/cache"
+	"github.com/lade-build/lade/internal/writeback"
+	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
 	"github.com/moby/buildkit/util/iohelper"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -39,6 +42,11 @@ import (
 type Differ struct {
 	cs       content.Store
 	fallback diff.Comparer
+	// ingester opens the blob writers: the store under cs when cs is
+	// BuildKit's namespacing wrapper, whose writers hide containerd's
+	// Sync (see writer).
+	ingester content.Ingester
+	ns       string // the namespace of ingester's writers; "" for cs's own
 }
 
 var _ diff.Comparer = (*Differ)(nil)
@@ -46,7 +54,26 @@ var _ diff.Comparer = (*Differ)(nil)
 // NewDiffer returns a Differ writing blobs to cs. fallback computes the
 // diffs of media types it does not write itself.
 func NewDiffer(cs content.Store, fallback diff.Comparer) *Differ {
-	return &Differ{cs: cs, fallback: fallback}
+	d := &Differ{cs: cs, fallback: fallback, ingester: cs}
+	if s, ok := cs.(*containerdsnapshot.Store); ok && s != nil {
+		d.ingester, d.ns = s.Store, s.Namespace()
+	}
+	return d
+}
+
+// writer opens the content writer of ref, syncing the blob to disk behind
+// its writes (internal/writeback) so that its commit does not wait for
+// the whole blob to reach the disk after the layer's last byte.
+func (d *Differ) writer(ctx context.Context, ref, mediaType string) (content.Writer, error) {
+	if d.ns != "" {
+		ctx = namespaces.WithNamespace(ctx, d.ns)
+	}
+	cw, err := content.OpenWriter(ctx, d.ingester, content.WithRef(ref),
+		content.WithDescriptor(ocispec.Descriptor{MediaType: mediaType}))
+	if err != nil {
+		return nil, err
+	}
+	return writeback.Wrap(cw, 0), nil
 }
 
 // diffRefs numbers the content references of diffs asked without one.
@@ -117,8 +144,7 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	if ref == "" {
 		ref = "lade-diff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(diffRefs.Add(1), 10)
 	}
-	cw, err := content.OpenWriter(ctx, d.cs, content.WithRef(ref),
-		content.WithDescriptor(ocispec.Descriptor{MediaType: cfg.MediaType}))
+	cw, err := d.writer(ctx, ref, cfg.MediaType)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("open content writer %s: %w", ref, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/lade-build/lade/exporter/archive"
+	"github.com/lade-build/lade/internal/writeback"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -202,6 +203,7 @@ func writeBlob(ctx context.Context, src content.Provider, dst content.Store, des
 	} else if err != nil {
 		return fmt.Errorf("containerd: write %s: %w", desc.Digest, err)
 	}
+	w = writeback.Wrap(w, 0)
 	defer w.Close()
 	err = content.Copy(ctx, w, content.NewReader(ra), desc.Size, desc.Digest, content.WithLabels(labels))
 	if err != nil && !errdefs.IsAlreadyExists(err) {

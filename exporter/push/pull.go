@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/labels"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	"github.com/lade-build/lade/internal/writeback"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
@@ -284,6 +285,7 @@ func (j *pullJob) fetchOnce(ctx context.Context, desc ocispec.Descriptor, m *met
 	if err != nil {
 		return "", fmt.Errorf("open store writer: %w", err)
 	}
+	cw = writeback.Wrap(cw, 0)
 	defer cw.Close()
 	st, err := cw.Status()
 	if err != nil {

@@ -13,11 +13,12 @@ const mod = "github.com/lade-build/lade/"
 
 // forbidden maps a package prefix to the lade packages it may not depend on.
 var forbidden = map[string][]string{
-	"progress":       {"cache", "blobs", "exporter", "buildkit", "cmd", "internal"},
-	"cache":          {"blobs", "exporter", "buildkit", "cmd"},
-	"blobs":          {"exporter", "buildkit", "cmd"},
-	"exporter":       {"buildkit", "cmd"},
-	"internal/attrs": {"buildkit", "cmd"},
+	"progress":           {"cache", "blobs", "exporter", "buildkit", "cmd", "internal"},
+	"cache":              {"blobs", "exporter", "buildkit", "cmd"},
+	"blobs":              {"exporter", "buildkit", "cmd"},
+	"exporter":           {"buildkit", "cmd"},
+	"internal/attrs":     {"buildkit", "cmd"},
+	"internal/writeback": {"cache", "blobs", "exporter", "buildkit", "cmd"},
 }
 
 // library lists the packages that must never depend on BuildKit.

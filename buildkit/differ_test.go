@@ -1,0 +1,71 @@
+package buildkit
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/metadata"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/lade-build/lade/internal/writeback"
+	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestDifferWritesSyncBehind checks that the differ, given the content
+// store a BuildKit worker has (a namespacing wrapper over containerd's
+// metadata store), writes blobs through containerd's own writers, which
+// can sync behind the writes, and that the blob lands in the worker's
+// namespace.
+func TestDifferWritesSyncBehind(t *testing.T) {
+	dir := t.TempDir()
+	backend, err := local.NewStore(dir + "/content")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(dir+"/meta.db", 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mdb := metadata.NewDB(db, backend, nil)
+	if err := mdb.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cs := containerdsnapshot.NewContentStore(mdb.ContentStore(), "buildkit")
+	d := NewDiffer(cs, nil)
+
+	ctx := context.Background() // no namespace: the differ must add the worker's
+	cw, err := d.writer(ctx, "layer-1", ocispec.MediaTypeImageLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cw.(*writeback.Writer); !ok {
+		t.Fatalf("the differ's writer is %T: BuildKit's store wrapper hides containerd's Sync", cw)
+	}
+	data := bytes.Repeat([]byte("lade "), 20<<20/5)
+	if _, err := cw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	want := digest.FromBytes(data)
+	if err := cw.Commit(ctx, int64(len(data)), want); err != nil {
+		t.Fatal(err)
+	}
+	cw.Close()
+	info, err := cs.Info(ctx, want)
+	if err != nil {
+		t.Fatalf("the blob is not in the worker's namespace: %v", err)
+	}
+	if info.Size != int64(len(data)) {
+		t.Fatalf("blob size %d, want %d", info.Size, len(data))
+	}
+
+	// A store that is not BuildKit's wrapper is written directly.
+	plain := NewDiffer(backend, nil)
+	if plain.ingester != content.Ingester(backend) || plain.ns != "" {
+		t.Fatalf("a plain store was unwrapped: %T %q", plain.ingester, plain.ns)
+	}
+}
