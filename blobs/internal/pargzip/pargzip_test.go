@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,68 +326,4 @@ func parallel(n int, f func()) {
 		wg.Go(f)
 	}
 	wg.Wait()
-}
-
-// progressWriter counts the bytes written to it.
-type progressWriter struct{ n atomic.Int64 }
-
-func (w *progressWriter) Write(p []byte) (int, error) {
-	w.n.Add(int64(len(p)))
-	return len(p), nil
-}
-
-// TestCheapStreamGoesFirst runs a stream of incompressible blocks (stored
-// in a fraction of a millisecond each) beside one of text (milliseconds a
-// block) on one worker. Taken in submission order, the cheap stream would
-// advance one block per expensive block and end when the expensive one is
-// two thirds done; scheduled by estimated finish, it ends early.
-func TestCheapStreamGoesFirst(t *testing.T) {
-	p := NewPool(1, 8)
-	r := rand.New(rand.NewPCG(7, 7))
-	var text []byte
-	for len(text) < 48*BlockSize {
-		text = fmt.Appendf(text, "%d %s of lade's text\n", r.IntN(1<<20), []string{"line", "word", "layer"}[r.IntN(3)])
-	}
-	text = text[:48*BlockSize]
-	noise := make([]byte, 32*BlockSize)
-	for i := range noise {
-		noise[i] = byte(r.Uint32())
-	}
-
-	var expensive progressWriter
-	ew, err := p.NewWriter(&expensive, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expensiveDone := make(chan error, 1)
-	go func() {
-		if _, err := ew.Write(text); err != nil {
-			expensiveDone <- err
-			return
-		}
-		expensiveDone <- ew.Close()
-	}()
-	for expensive.n.Load() == 0 { // the expensive stream is under way
-		time.Sleep(time.Millisecond)
-	}
-
-	cw, err := p.NewWriter(io.Discard, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cw.Write(noise); err != nil {
-		t.Fatal(err)
-	}
-	if err := cw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	atCheapEnd := expensive.n.Load()
-	if err := <-expensiveDone; err != nil {
-		t.Fatal(err)
-	}
-	share := float64(atCheapEnd) / float64(expensive.n.Load())
-	t.Logf("the expensive stream was %.0f%% written when the cheap one ended", share*100)
-	if share > 0.4 {
-		t.Fatalf("the cheap stream ended when the expensive one was %.0f%% written: its blocks waited behind expensive ones", share*100)
-	}
 }

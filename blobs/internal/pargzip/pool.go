@@ -9,9 +9,8 @@
 // outside the Go heap and reused, so the memory of any number of concurrent
 // streams stays bounded and does not feed the garbage collector's growth.
 // Streams wait for slots in first-come order, so a small layer waits for a
-// block of a large one, never for the whole layer; workers take the block
-// whose estimated finish is earliest (see schedule), so a stream of cheap
-// blocks is not held to the pace of an expensive one beside it.
+// block of a large one, never for the whole layer; workers take blocks in
+// the order they are submitted.
 package pargzip
 
 import (
@@ -42,7 +41,7 @@ const (
 
 // Pool compresses the blocks of any number of Writers on shared workers.
 type Pool struct {
-	jobs     *schedule
+	jobs     chan *slot
 	free     chan *slot
 	perWrite int          // slots one stream may hold
 	returned atomic.Int64 // budget slots given back so far
@@ -69,7 +68,7 @@ func Default() *Pool {
 func NewPool(workers, slots int) *Pool {
 	workers, slots = max(workers, 1), max(slots, 2)
 	p := &Pool{
-		jobs:     newSchedule(),
+		jobs:     make(chan *slot, slots),
 		free:     make(chan *slot, slots),
 		perWrite: min(workers+2, slots),
 	}
@@ -92,9 +91,6 @@ type slot struct {
 	level  int
 	final  bool          // the stream's last block: deflate is closed
 	done   chan struct{} // a worker finished the block
-	cost   *costEstimate // the stream's, set when the block is compressed
-	key    time.Time     // its place in the schedule
-	seq    uint64        // its submission number, for ties
 	pooled bool          // belongs to the pool's budget (else it is dropped)
 }
 
@@ -135,7 +131,7 @@ func (p *Pool) acquire() *slot {
 
 // release returns a slot to the budget.
 func (p *Pool) release(s *slot) {
-	s.in, s.out, s.dict, s.final, s.cost = s.in[:0], nil, nil, false, nil
+	s.in, s.out, s.dict, s.final = s.in[:0], nil, nil, false
 	if s.pooled {
 		p.free <- s
 		p.returned.Add(1)
@@ -145,9 +141,7 @@ func (p *Pool) release(s *slot) {
 // work compresses submitted blocks, keeping one deflate writer per level.
 func (p *Pool) work() {
 	writers := map[int]*flate.Writer{}
-	for {
-		s := p.jobs.pop()
-		start := time.Now()
+	for s := range p.jobs {
 		fw := writers[s.level]
 		if fw == nil {
 			// The level was checked by NewWriter.
@@ -163,7 +157,6 @@ func (p *Pool) work() {
 		}
 		// Writes to a sliceWriter cannot fail, so neither can the writer.
 		s.out = sw.b
-		s.cost.set(time.Since(start))
 		s.done <- struct{}{}
 	}
 }

@@ -31,7 +31,6 @@ type stream struct {
 	size   int64
 	cur    *slot
 	tail   []byte
-	cost   costEstimate  // how long its last block took to compress
 	queue  chan *slot    // submitted blocks in stream order
 	tokens chan struct{} // slots this stream holds
 	out    chan struct{} // closed when the output goroutine ends
@@ -176,9 +175,8 @@ func (s *stream) submit(final bool) {
 		// A non-final block is full, so longer than the tail.
 		s.tail = append(s.tail[:0], c.in[len(c.in)-tailSize:]...)
 	}
-	c.cost = &s.cost
 	s.queue <- c
-	s.p.jobs.push(c, s.cost.get())
+	s.p.jobs <- c
 }
 
 // output writes compressed blocks in stream order as they are done; after
