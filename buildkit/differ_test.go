@@ -6,13 +6,11 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/metadata"
-	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/lade-build/lade/internal/testutil"
 	"github.com/lade-build/lade/internal/writeback"
 	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	bolt "go.etcd.io/bbolt"
 )
 
 // TestDifferWritesSyncBehind checks that the differ, given the content
@@ -21,21 +19,8 @@ import (
 // can sync behind the writes, and that the blob lands in the worker's
 // namespace.
 func TestDifferWritesSyncBehind(t *testing.T) {
-	dir := t.TempDir()
-	backend, err := local.NewStore(dir + "/content")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := bolt.Open(dir+"/meta.db", 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mdb := metadata.NewDB(db, backend, nil)
-	if err := mdb.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cs := containerdsnapshot.NewContentStore(mdb.ContentStore(), "buildkit")
+	backend, meta := testutil.ContentStores(t)
+	cs := containerdsnapshot.NewContentStore(meta, "buildkit")
 	d := NewDiffer(cs, nil)
 
 	ctx := context.Background() // no namespace: the differ must add the worker's

@@ -11,12 +11,10 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/metadata"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/lade-build/lade/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	bolt "go.etcd.io/bbolt"
 )
 
 // fakeWriter is a content.Writer whose Sync blocks until released and
@@ -189,22 +187,9 @@ func TestFailedSyncFailsCommitNotClose(t *testing.T) {
 // store and its metadata store over it, syncing often, while the race
 // detector watches the concurrent Sync and Write.
 func TestContainerdStores(t *testing.T) {
-	dir := t.TempDir()
-	cs, err := local.NewStore(dir + "/content")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := bolt.Open(dir+"/meta.db", 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mdb := metadata.NewDB(db, cs, nil)
-	if err := mdb.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	cs, meta := testutil.ContentStores(t)
 	ctx := namespaces.WithNamespace(context.Background(), "test")
-	for name, store := range map[string]content.Store{"local": cs, "metadata": mdb.ContentStore()} {
+	for name, store := range map[string]content.Store{"local": cs, "metadata": meta} {
 		t.Run(name, func(t *testing.T) {
 			data := make([]byte, 24<<20+123)
 			if _, err := rand.Read(data); err != nil {
