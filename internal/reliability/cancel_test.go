@@ -113,8 +113,10 @@ func storeClean(t testing.TB, s *image.Store, when string) {
 
 // TestCancelExportAtRandomPoints cancels a library export (image.Open,
 // WithLease, ImageWriter.Commit with the store's blob cache and locker,
-// SetImage) of a three-layer tree of 6 MiB after a random delay of 0-30 ms,
-// 20 times. After each: the export either succeeded or reports
+// SetImage) of a three-layer tree of 6 MiB after a random delay within
+// three quarters of the time the fastest of 3 uncancelled exports of it
+// took (measured first, so the cancels land mid-way however fast the
+// machine), 20 times. After each: the export either succeeded or reports
 // context.Canceled within 2 s of the cancel; once the lease is released
 // Check finds nothing (every blob verifies, no ingest, no lease), no ingest
 // directory is left on disk, and no goroutine of the export is left
@@ -126,13 +128,24 @@ func TestCancelExportAtRandomPoints(t *testing.T) {
 	lt := newLayeredTree(t, 2<<20)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	startSharedWorkers(t)
+	fastest := time.Hour
+	for i := range 3 {
+		lt.touch(t, -1-i)
+		start := time.Now()
+		if _, err := exportOnce(ctx, s, lt.refs(t), fmt.Sprintf("calibrate:%d", i)); err != nil {
+			t.Fatalf("export: %v", err)
+		}
+		fastest = min(fastest, time.Since(start))
+	}
+	window := max(fastest*3/4, time.Millisecond)
+	t.Logf("the fastest of 3 exports took %v: cancels within %v", fastest.Round(time.Microsecond), window.Round(time.Microsecond))
 	baseline := runtime.NumGoroutine()
 	const runs = 20
 	cancelled := 0
 	for i := range runs {
 		lt.touch(t, i)
 		top := lt.refs(t)
-		delay := time.Duration(rng.Int64N(int64(30 * time.Millisecond)))
+		delay := time.Duration(rng.Int64N(int64(window)))
 		cctx, cancel := context.WithCancel(ctx)
 		timer := time.AfterFunc(delay, cancel)
 		start := time.Now()
