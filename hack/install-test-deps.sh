@@ -3,7 +3,9 @@
 # tools every image lade writes is checked with (skopeo, umoci), runc to run
 # images, a registry to push to, busybox-static for a runnable base layer and
 # htpasswd for registry auth, containerd (a destination) and docker.io (docker
-# load and docker commit comparisons). Idempotent; needs root (or sudo).
+# load and docker commit comparisons); and buildx, which Debian does not
+# package, built from the Go module proxy (the frontend tests drive
+# lade-buildkitd through its remote driver). Idempotent; needs root (or sudo).
 set -euo pipefail
 
 pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io)
@@ -11,12 +13,25 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-	echo "install-test-deps: all present (${pkgs[*]})"
-	exit 0
-fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-echo "install-test-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-test-deps: all present (${pkgs[*]})"
+else
+	echo "install-test-deps: installing ${missing[*]}"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# buildx: the version the tests were written against, into /usr/local/bin.
+buildx_version=v0.38.2
+if command -v buildx >/dev/null && go version -m "$(command -v buildx)" 2>/dev/null |
+	grep -q "mod[[:space:]]*github.com/docker/buildx[[:space:]]*$buildx_version"; then
+	echo "install-test-deps: buildx $buildx_version present"
+else
+	echo "install-test-deps: building buildx $buildx_version from the Go module proxy"
+	tmp=$(mktemp -d)
+	GOBIN="$tmp" go install "github.com/docker/buildx/cmd/buildx@$buildx_version"
+	$SUDO install -m 0755 "$tmp/buildx" /usr/local/bin/buildx
+	rm -rf "$tmp"
+fi

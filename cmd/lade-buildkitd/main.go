@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/moby/buildkit/util/apicaps"
@@ -28,6 +29,8 @@ import (
 
 func init() {
 	apicaps.ExportedProduct = "buildkit"
+	bi, _ := debug.ReadBuildInfo()
+	setVersion(bi)
 	stack.SetVersionInfo(version.Version, version.Revision)
 	detect.Recorder = detect.NewTraceRecorder()
 }
@@ -47,7 +50,7 @@ func newApp() *cli.Command {
 	return &cli.Command{
 		Name:                      "lade-buildkitd",
 		Usage:                     "BuildKit daemon with lade's image exporters",
-		Version:                   version.Version + " (lade exporters)",
+		Version:                   versionString(),
 		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "path to config `FILE` (buildkitd.toml)", Value: appdefaults.ConfigDir + "/buildkitd.toml"},
