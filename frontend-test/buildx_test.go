@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -40,12 +41,11 @@ func TestBuildxRemoteDriver(t *testing.T) {
 	}
 
 	buildx("create", "--name", "lade", "--driver", "remote", d.addr)
-	out := buildx("inspect", "--bootstrap", "lade")
-	mustContain(t, "buildx inspect", out, "running", "BuildKit version: v0.33.1", "overlayfs")
+	checkBuildxInspect(t, buildx("inspect", "--bootstrap", "lade"))
 
 	ref := reg.Host + "/lade/buildx:v1"
 	md := filepath.Join(tmp, "md.json")
-	out = buildx("--builder", "lade", "build", "--progress", "plain", "--metadata-file", md,
+	out := buildx("--builder", "lade", "build", "--progress", "plain", "--metadata-file", md,
 		"--output", "type=image,name="+ref+",push=true,registry.insecure=true", ctx)
 	mustContain(t, "buildx build", out, "exporting to image (lade)", "dropping empty layer", "pushing manifest for "+ref)
 
@@ -78,4 +78,17 @@ func TestBuildxRemoteDriver(t *testing.T) {
 	mustContain(t, "buildx build", out, "exporting to oci image format (lade)")
 	mustContain(t, "skopeo oci-archive", skopeo(t, "inspect", "oci-archive:"+ociTar), `"org.example.test": "lade"`)
 	checkMainImage(t, extract(t, ociTar), "v2")
+}
+
+// buildkitVersionLine is buildx inspect's line naming the daemon's version.
+var buildkitVersionLine = regexp.MustCompile(`(?m)^BuildKit version:\s+v0\.33\.1$`)
+
+// checkBuildxInspect checks `buildx inspect --bootstrap` of a lade-buildkitd
+// node: running, on the BuildKit it is built on, with the overlayfs worker.
+func checkBuildxInspect(t *testing.T, out string) {
+	t.Helper()
+	mustContain(t, "buildx inspect", out, "running", "org.mobyproject.buildkit.worker.snapshotter:")
+	if !buildkitVersionLine.MatchString(out) {
+		t.Fatalf("buildx inspect: no \"BuildKit version: v0.33.1\" line in:\n%s", out)
+	}
 }

@@ -35,7 +35,8 @@ import (
 // overlayfs; with the state on the container's own overlay2 file system it
 // falls back to native. Both build the main Dockerfile, checked like the
 // other tests (oracle, skopeo, umoci and runc, the empty RUN layer
-// dropped), and a misspelled attribute fails with lade's error.
+// dropped), and a misspelled attribute fails with lade's error. buildx's
+// docker-container driver runs the same image and builds through it.
 func TestUnderDocker(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("integration tests run as root")
@@ -81,6 +82,37 @@ func TestUnderDocker(t *testing.T) {
 			t.Fatalf("buildctl --addr docker-container://: %v\n%s", err, b)
 		}
 		mustContain(t, "buildctl debug workers through docker exec", string(b), "org.mobyproject.buildkit.worker.snapshotter:")
+	})
+
+	t.Run("buildx-docker-container", func(t *testing.T) {
+		// buildx's docker-container driver runs the image itself (as it
+		// runs moby/buildkit) and reaches it with docker exec buildctl
+		// dial-stdio.
+		testutil.RequireTool(t, "buildx")
+		env := append(os.Environ(), "DOCKER_HOST=unix://"+dk.Sock, "DOCKER_CONFIG="+t.TempDir())
+		buildx := func(args ...string) string {
+			t.Helper()
+			cmd := exec.Command("buildx", args...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("buildx %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out)
+		}
+		buildx("create", "--name", "lade-dc", "--driver", "docker-container",
+			"--driver-opt", "image="+image, "--driver-opt", "network=none")
+		t.Cleanup(func() {
+			cmd := exec.Command("buildx", "rm", "--force", "lade-dc")
+			cmd.Env = env
+			_ = cmd.Run()
+		})
+		checkBuildxInspect(t, buildx("inspect", "--bootstrap", "lade-dc"))
+		ociTar := filepath.Join(t.TempDir(), "x.tar")
+		out := buildx("--builder", "lade-dc", "build", "--progress", "plain", "--provenance=false",
+			"--output", "type=oci,dest="+ociTar+",name=lade/buildx-dc:v1", ctxDir)
+		mustContain(t, "buildx build", out, "exporting to oci image format (lade)", "dropping empty layer")
+		checkMainImage(t, extract(t, ociTar), "v1")
 	})
 
 	t.Run("container-fs", func(t *testing.T) {
