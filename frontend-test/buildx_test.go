@@ -28,17 +28,7 @@ func TestBuildxRemoteDriver(t *testing.T) {
 	d := startDaemon(t, lade, "")
 	ctx := contextDir(t, mainDockerfile, nil)
 	tmp := t.TempDir()
-	config := filepath.Join(tmp, "docker-config") // buildx keeps its builders here
-	buildx := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("buildx", args...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+config)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("buildx %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	buildx := buildxRunner(t)
 
 	buildx("create", "--name", "lade", "--driver", "remote", d.addr)
 	checkBuildxInspect(t, buildx("inspect", "--bootstrap", "lade"))
@@ -90,5 +80,22 @@ func checkBuildxInspect(t *testing.T, out string) {
 	mustContain(t, "buildx inspect", out, "running", "org.mobyproject.buildkit.worker.snapshotter:")
 	if !buildkitVersionLine.MatchString(out) {
 		t.Fatalf("buildx inspect: no \"BuildKit version: v0.33.1\" line in:\n%s", out)
+	}
+}
+
+// buildxRunner returns a function running buildx with args and env added
+// to this process's environment, with its builders kept in a test
+// directory; it returns buildx's output and fails the test if buildx fails.
+func buildxRunner(t *testing.T, env ...string) func(args ...string) string {
+	env = append(append(os.Environ(), "DOCKER_CONFIG="+t.TempDir()), env...)
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("buildx", args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("buildx %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
 	}
 }

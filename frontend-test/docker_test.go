@@ -89,23 +89,16 @@ func TestUnderDocker(t *testing.T) {
 		// runs moby/buildkit) and reaches it with docker exec buildctl
 		// dial-stdio.
 		testutil.RequireTool(t, "buildx")
-		env := append(os.Environ(), "DOCKER_HOST=unix://"+dk.Sock, "DOCKER_CONFIG="+t.TempDir())
-		buildx := func(args ...string) string {
-			t.Helper()
-			cmd := exec.Command("buildx", args...)
-			cmd.Env = env
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("buildx %s: %v\n%s", strings.Join(args, " "), err, out)
-			}
-			return string(out)
-		}
+		buildx := buildxRunner(t, "DOCKER_HOST=unix://"+dk.Sock)
 		buildx("create", "--name", "lade-dc", "--driver", "docker-container",
 			"--driver-opt", "image="+image, "--driver-opt", "network=none")
 		t.Cleanup(func() {
-			cmd := exec.Command("buildx", "rm", "--force", "lade-dc")
-			cmd.Env = env
-			_ = cmd.Run()
+			const container = "buildx_buildkit_lade-dc0" // buildx's name for the node
+			if t.Failed() {
+				out, _ := dk.Docker("logs", "--tail", "60", container)
+				t.Logf("%s log:\n%s", container, out)
+			}
+			_, _ = dk.Docker("rm", "-f", "-v", container)
 		})
 		checkBuildxInspect(t, buildx("inspect", "--bootstrap", "lade-dc"))
 		ociTar := filepath.Join(t.TempDir(), "x.tar")
