@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lade's test command: installs what the tests need, checks formatting and
-# vet, runs every test (unit and end-to-end with the real tools), then runs
-# lade-buildkitd's frontend tests (root), then each fuzz target briefly.
+# vet, runs every test (unit and end-to-end with the real tools), the
+# concurrent packages again under the race detector, then lade-buildkitd's
+# frontend tests (root), then each fuzz target briefly.
 # Usage: hack/test.sh [go test args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ go vet ./...
 
 echo "== go test"
 go test -count=1 "$@" ./...
+
+echo "== go test -race (the packages that share writers across goroutines)"
+go test -count=1 -race ./internal/writeback/ ./blobs/internal/pargzip/ ./cache/
 
 echo "== frontend tests (lade-buildkitd and stock buildkitd, driven by buildctl)"
 bash hack/frontend-test.sh
