@@ -35,6 +35,7 @@ func main() {
 func newApp() *cli.Command {
 	app := &cli.Command{
 		Name:                      "lade",
+		Version:                   buildVersion(),
 		DisableSliceFlagSeparator: true,
 		Usage:                     "turn filesystem snapshots into OCI and Docker images",
 		Description: `lade commits directories, layer tarballs and base images into single- or
