@@ -36,7 +36,8 @@ import (
 // falls back to native. Both build the main Dockerfile, checked like the
 // other tests (oracle, skopeo, umoci and runc, the empty RUN layer
 // dropped), and a misspelled attribute fails with lade's error. buildx's
-// docker-container driver runs the same image and builds through it.
+// docker-container driver runs the same image and builds through it, to
+// an OCI tarball and with --load into the engine, where the image runs.
 func TestUnderDocker(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("integration tests run as root")
@@ -106,6 +107,14 @@ func TestUnderDocker(t *testing.T) {
 			"--output", "type=oci,dest="+ociTar+",name=lade/buildx-dc:v1", ctxDir)
 		mustContain(t, "buildx build", out, "exporting to oci image format (lade)", "dropping empty layer")
 		checkMainImage(t, extract(t, ociTar), "v1")
+
+		// --load: buildx streams lade's type=docker output into the
+		// engine's image load, and the image runs there.
+		tag := "lade/buildx-load:v1"
+		out = buildx("--builder", "lade-dc", "build", "--progress", "plain", "--load", "-t", tag, ctxDir)
+		mustContain(t, "buildx build --load", out, "exporting to docker image format (lade)")
+		dk.runMainImage(t, tag)
+		dk.MustDocker(t, "rmi", tag)
 	})
 
 	t.Run("container-fs", func(t *testing.T) {
@@ -349,9 +358,16 @@ func (d *containerDaemon) checkOutputs(t *testing.T, ctxDir string) {
 	}
 	openLayoutDir(t, ex).verify(t)
 	mustContain(t, "docker load", d.dk.MustDocker(t, "load", "-i", dockerTar), "Loaded image: "+tag)
-	got := d.dk.MustDocker(t, "run", "--rm", "--network", "none", tag, "/bin/sh", "-c",
+	d.dk.runMainImage(t, tag)
+}
+
+// runMainImage runs the image of mainDockerfile tagged tag in the engine
+// and checks what it sees: files, the whiteout, ENV.
+func (dk *dockerd) runMainImage(t *testing.T, tag string) {
+	t.Helper()
+	got := dk.MustDocker(t, "run", "--rm", "--network", "none", tag, "/bin/sh", "-c",
 		`cat /etc/app/hello.txt; test -e /etc/app/bye.txt || echo whiteout-ok; cat /done.txt; echo "$GREETING"`)
-	mustContain(t, "docker run of the built image", got, "hello\n", "whiteout-ok\n", "done\n", "hi-from-lade\n")
+	mustContain(t, "docker run of "+tag, got, "hello\n", "whiteout-ok\n", "done\n", "hi-from-lade\n")
 }
 
 func rootfsCopy(t *testing.T, src, dst string) {
