@@ -27,7 +27,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-# buildctl is BuildKit v0.33.1's, the version lade-buildkitd serves.
+# buildctl is BuildKit v0.34.2's, the version lade-buildkitd serves.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/ \
         ./cmd/lade-buildkitd github.com/moby/buildkit/cmd/buildctl

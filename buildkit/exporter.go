@@ -1,5 +1,5 @@
 // Package buildkit adapts lade's image exporter to BuildKit: it implements
-// BuildKit v0.33's exporter.Exporter for the image, oci and docker output
+// BuildKit v0.34's exporter.Exporter for the image, oci and docker output
 // types, so that a buildkitd whose worker uses it (lade-buildkitd) writes
 // images with lade while the stock buildctl and buildx drive it unchanged.
 //

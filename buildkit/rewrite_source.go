@@ -21,7 +21,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-// BuildKit cache metadata keys (cache/metadata.go of v0.33) that say which
+// BuildKit cache metadata keys (cache/metadata.go of v0.34) that say which
 // snapshot a ref's layer is diffed against, read through the exported
 // RefMetadata getters.
 const (

@@ -79,7 +79,7 @@ func checkBuildxInspect(t *testing.T, out string) {
 	t.Helper()
 	mustContain(t, "buildx inspect", out, "running", "org.mobyproject.buildkit.worker.snapshotter:")
 	if !buildkitVersionLine.MatchString(out) {
-		t.Fatalf("buildx inspect: no \"BuildKit version: v0.33.1\" line in:\n%s", out)
+		t.Fatalf("buildx inspect: no \"BuildKit version: v0.34.2\" line in:\n%s", out)
 	}
 }
 

@@ -85,7 +85,7 @@ func mergedKeys(a, b map[string]json.RawMessage) map[string]bool {
 }
 
 // TestMatchesStockBuildKit builds mainDockerfile through lade-buildkitd and
-// the stock buildkitd v0.33.1 with SOURCE_DATE_EPOCH and
+// the stock buildkitd v0.34.2 with SOURCE_DATE_EPOCH and
 // rewrite-timestamp=true (layer contents then do not depend on the build
 // time): the same diffIDs for the same layers, the same config apart from
 // the dropped empty layer, and with compression=gzip-compat the very same

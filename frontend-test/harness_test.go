@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // binDir builds lade-buildkitd and the stock buildctl and buildkitd
-// (v0.33.1, from the module) once, and returns their directory.
+// (v0.34.2, from the module) once, and returns their directory.
 func binDir(t *testing.T) string {
 	t.Helper()
 	bins.once.Do(func() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of lade-buildkitd against the stock buildkitd
-# v0.33.1 (issue #5): builds both daemons and buildctl from the module,
+# v0.34.2 (issue #5): builds both daemons and buildctl from the module,
 # generates the workload (busybox base, the Go toolchain tree, 256 MiB of
 # random bytes, 20,000 small files, an empty RUN), runs cold gzip, zstd,
 # uncompressed, two-platform, type=oci tar and warm builds on both daemons

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs lade-buildkitd's integration tests (frontend-test/): real Dockerfile
-# builds through lade-buildkitd and the stock buildkitd v0.33.1, driven by
+# builds through lade-buildkitd and the stock buildkitd v0.34.2, driven by
 # the stock buildctl, checked with skopeo, umoci and runc.
 #
 # Needs root (the daemons mount snapshots and run runc) and the tools from

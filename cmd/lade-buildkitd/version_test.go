@@ -15,17 +15,17 @@ func TestSetVersion(t *testing.T) {
 		Path: "github.com/lade-build/lade/cmd/lade-buildkitd",
 		Deps: []*debug.Module{
 			{Path: "github.com/containerd/containerd/v2", Version: "v2.3.6"},
-			{Path: buildkitModule, Version: "v0.33.1"},
+			{Path: buildkitModule, Version: "v0.34.2"},
 		},
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abc"}},
 	}
 
 	version.Package, version.Version, version.Revision = "github.com/moby/buildkit", "v0.0.0+unknown", ""
 	setVersion(bi)
-	if version.Package != bi.Path || version.Version != "v0.33.1" || version.Revision != "0123abc" {
+	if version.Package != bi.Path || version.Version != "v0.34.2" || version.Revision != "0123abc" {
 		t.Fatalf("from build info: %s %s %s", version.Package, version.Version, version.Revision)
 	}
-	if s := versionString(); !strings.Contains(s, "BuildKit v0.33.1") || !strings.Contains(s, "0123abc") {
+	if s := versionString(); !strings.Contains(s, "BuildKit v0.34.2") || !strings.Contains(s, "0123abc") {
 		t.Fatalf("--version says %q", s)
 	}
 
@@ -43,7 +43,7 @@ func TestSetVersion(t *testing.T) {
 		t.Fatal("no build info in the test binary")
 	}
 	setVersion(real)
-	if !strings.HasPrefix(version.Version, "v0.33.") {
-		t.Fatalf("the binary reports BuildKit %s, want the v0.33 lade is pinned to", version.Version)
+	if !strings.HasPrefix(version.Version, "v0.34.") {
+		t.Fatalf("the binary reports BuildKit %s, want the v0.34 lade is pinned to", version.Version)
 	}
 }

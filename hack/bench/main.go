@@ -1,5 +1,5 @@
 // Command bench compares lade-buildkitd's exporters with stock buildkitd
-// v0.33.1 on one workload (issue #5, "Performance"), measures the hardware
+// v0.34.2 on one workload (issue #5, "Performance"), measures the hardware
 // floor of the same layers in-process, and measures the lade CLI's memory
 // growth with layer size and its warm re-export.
 //
@@ -94,7 +94,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	bin := filepath.Join(cfg.work, "bin")
-	logf("building lade-buildkitd, lade, stock buildkitd and buildctl v0.33.1 into %s", bin)
+	logf("building lade-buildkitd, lade, stock buildkitd and buildctl v0.34.2 into %s", bin)
 	if err := buildBinaries(ctx, bin); err != nil {
 		return err
 	}

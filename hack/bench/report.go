@@ -87,7 +87,7 @@ func (c *caseResult) values(kind string, m metric) []float64 {
 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "\n== lade-buildkitd vs stock buildkitd v0.33.1 ==\n")
+	fmt.Fprintf(w, "\n== lade-buildkitd vs stock buildkitd v0.34.2 ==\n")
 	fmt.Fprintf(w, "machine: %s\n", machine())
 	if r.workload != nil {
 		var parts []string
