@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
@@ -68,8 +69,24 @@ func loadConfig(c *cli.Command) (config.Config, error) {
 
 // applyWorkerFlags sets the OCI worker's settings from the flags.
 func applyWorkerFlags(c *cli.Command, oc *config.OCIConfig) error {
+	if c.IsSet("oci-worker") {
+		on, err := parseBoolOrAuto(c.String("oci-worker"))
+		if err != nil {
+			return fmt.Errorf("--oci-worker %q: use true, false or auto", c.String("oci-worker"))
+		}
+		oc.Enabled = on
+	}
 	if oc.Enabled != nil && !*oc.Enabled {
-		return fmt.Errorf("the OCI worker is disabled in the config: lade-buildkitd has no other worker")
+		return fmt.Errorf("the OCI worker is disabled (--oci-worker=false or [worker.oci] enabled = false): lade-buildkitd has no other worker yet")
+	}
+	if c.IsSet("containerd-worker") {
+		on, err := parseBoolOrAuto(c.String("containerd-worker"))
+		if err != nil {
+			return fmt.Errorf("--containerd-worker %q: use true, false or auto", c.String("containerd-worker"))
+		}
+		if on != nil && *on {
+			return fmt.Errorf("--containerd-worker=true: lade-buildkitd has no containerd worker yet")
+		}
 	}
 	if oc.Snapshotter == "" || c.IsSet("oci-worker-snapshotter") {
 		oc.Snapshotter = c.String("oci-worker-snapshotter")
@@ -104,4 +121,14 @@ func applyWorkerFlags(c *cli.Command, oc *config.OCIConfig) error {
 		return fmt.Errorf("rootless mode is not supported by lade-buildkitd")
 	}
 	return nil
+}
+
+// parseBoolOrAuto parses a worker switch as buildkitd does: "" and "auto"
+// are nil (decided at start), anything else a boolean.
+func parseBoolOrAuto(s string) (*bool, error) {
+	if s == "" || strings.EqualFold(s, "auto") {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(s)
+	return &b, err
 }

@@ -7,17 +7,36 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/sys"
 	"github.com/moby/buildkit/util/bklog"
 )
+
+// debugListener listens on a debug address: host:port, tcp://host:port or
+// unix:///path (BuildKit's test harness passes a unix socket in
+// BUILDKITD_DEBUGADDR).
+func debugListener(addr string) (net.Listener, error) {
+	proto, rest, ok := strings.Cut(addr, "://")
+	switch {
+	case !ok:
+		return net.Listen("tcp", addr)
+	case proto == "tcp":
+		return net.Listen("tcp", rest)
+	case proto == "unix":
+		return sys.GetLocalListener(rest, os.Getuid(), os.Getgid())
+	}
+	return nil, fmt.Errorf("address %s: use host:port, tcp://host:port or unix:///path", addr)
+}
 
 // serveDebug serves Go's profiles (/debug/pprof/) on addr, as buildkitd's
 // --debugaddr does, until ctx ends. The address is opt-in: anyone who can
 // reach it can read the daemon's profiles, so it is meant for 127.0.0.1 or
 // a unix socket's peers, never a public interface.
 func serveDebug(ctx context.Context, addr string) (func(), error) {
-	l, err := net.Listen("tcp", addr)
+	l, err := debugListener(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--debugaddr %s: %w", addr, err)
 	}
