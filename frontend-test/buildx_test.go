@@ -71,7 +71,7 @@ func TestBuildxRemoteDriver(t *testing.T) {
 }
 
 // buildkitVersionLine is buildx inspect's line naming the daemon's version.
-var buildkitVersionLine = regexp.MustCompile(`(?m)^BuildKit version:\s+v0\.33\.1$`)
+var buildkitVersionLine = regexp.MustCompile(`(?m)^BuildKit version:\s+v0\.34\.2$`)
 
 // checkBuildxInspect checks `buildx inspect --bootstrap` of a lade-buildkitd
 // node: running, on the BuildKit it is built on, with the overlayfs worker.
