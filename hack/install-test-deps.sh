@@ -35,3 +35,20 @@ else
 	$SUDO install -m 0755 "$tmp/buildx" /usr/local/bin/buildx
 	rm -rf "$tmp"
 fi
+
+# The cache backends' servers, from npm (Debian packages neither): s3rver, an
+# S3-compatible server (--export-cache type=s3), and Azurite, Azure's storage
+# emulator (type=azblob; the gha fake's blob store too). Installed globally at
+# pinned versions; nothing is done when those versions are present.
+npm_pkgs=(s3rver@3.7.1 azurite@3.37.0)
+for spec in "${npm_pkgs[@]}"; do
+	name=${spec%@*} want=${spec##*@}
+	have=$(npm ls -g --depth=0 --json "$name" 2>/dev/null |
+		node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).dependencies[process.argv[1]].version)}catch(e){}})' "$name" || true)
+	if [ "$have" = "$want" ]; then
+		echo "install-test-deps: npm $spec present"
+	else
+		echo "install-test-deps: npm install -g $spec"
+		$SUDO npm install -g --no-fund --no-audit --loglevel=error "$spec" >/dev/null
+	fi
+done
