@@ -3,6 +3,7 @@ package buildkit
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/lade-build/lade/internal/attrs"
@@ -21,6 +22,7 @@ const (
 	keyName              = "name"
 	keyDest              = "dest"
 	keyType              = "type"
+	keyEpoch             = "source-date-epoch"
 	nameFromFrontend     = "*"
 	inlineCacheConfigKey = "moby.buildkit.cache.v0"
 )
@@ -45,7 +47,27 @@ type settings struct {
 	inlineAttestations bool
 	refCfg             cacheconfig.RefConfig
 	storeIncomplete    bool
+	// epochReset is source-date-epoch="": no epoch, not even the
+	// frontend's, as in BuildKit.
+	epochReset bool
+	// meta are the attributes lade has no use for: BuildKit passes them to
+	// the export as source metadata, and so does lade.
+	meta map[string]string
+	// warnings name the attributes of meta that are no known client's
+	// (shown in the build's progress).
+	warnings []string
 }
+
+// quietKeys are attributes clients send that have no effect on an export
+// in BuildKit either (they pass through as metadata): no warning for them.
+// prefer-image-digest is buildx's for a Docker engine with the containerd
+// image store; buildx reads the manifest digest from the response, which
+// lade always returns, as BuildKit does.
+var quietKeys = []string{"prefer-image-digest", "buildinfo", "buildinfo-attrs", "context"}
+
+// quietPrefixes are prefixes of such attributes: BuildKit's own tests pass
+// attest:* options to exporters.
+var quietPrefixes = []string{"attest:"}
 
 // parseSettings parses the attributes of an exporter of type typ (image,
 // oci or docker) strictly: an unknown key is an error naming the nearest
@@ -65,11 +87,14 @@ func parseSettings(typ string, in map[string]string) (*settings, error) {
 			m[keyDest] = "-"
 		}
 	}
-	out, err := attrs.ParseOutput(m, extraKeys...)
+	out, rest, err := attrs.ParseOutputLenient(m, extraKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("%s exporter: %w", typ, err)
 	}
-	s := &settings{out: out, name: strings.TrimSpace(in[keyName]), inlineAttestations: typ == attrs.TypeImage}
+	s := &settings{out: out, name: strings.TrimSpace(in[keyName]), inlineAttestations: typ == attrs.TypeImage, meta: rest}
+	v, ok := in[keyEpoch]
+	s.epochReset = ok && strings.TrimSpace(v) == ""
+	s.warnings = passThroughWarnings(typ, rest)
 	if _, ok := in[keyOCIMediaTypes]; ok {
 		v := !out.Options.Docker
 		s.ociTypes = &v
@@ -130,4 +155,22 @@ func (s *settings) ociTypesFor(def bool) bool {
 		return *s.ociTypes
 	}
 	return def
+}
+
+// passThroughWarnings returns a warning per attribute of rest that no known
+// client sends, sorted.
+func passThroughWarnings(typ string, rest map[string]string) []string {
+	var out []string
+	for k := range rest {
+		quiet := slices.Contains(quietKeys, k)
+		for _, p := range quietPrefixes {
+			quiet = quiet || strings.HasPrefix(k, p)
+		}
+		if quiet {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s exporter: attribute %q is not an exporter option of lade or BuildKit: passed to the export as metadata, as BuildKit does", typ, k))
+	}
+	slices.Sort(out)
+	return out
 }

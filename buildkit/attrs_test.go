@@ -47,13 +47,26 @@ func TestParseSettings(t *testing.T) {
 		{"docker", map[string]string{}, "", func(s *settings) bool { return s.out.Tar }},
 		{"image", map[string]string{"psh": "true"}, `unknown attribute "psh": did you mean "push"?`, nil},
 		{"image", map[string]string{"compresion": "zstd"}, `did you mean "compression"`, nil},
-		{"oci", map[string]string{"push": "true"}, `unknown attribute "push"`, nil},
+		// What BuildKit passes through as metadata passes here too; only
+		// keys no client is known to send give a warning.
+		{"oci", map[string]string{"push": "true"}, "", func(s *settings) bool {
+			return s.meta["push"] == "true" && len(s.warnings) == 1 && strings.Contains(s.warnings[0], `"push"`)
+		}},
+		{"image", map[string]string{"attest:provenance": "mode=max", "prefer-image-digest": "true", "buildinfo-attrs": "1", "buildinfo": "0", "oci-artifact": "false", "unsafe-internal-store-allow-incomplete": "true"}, "", func(s *settings) bool {
+			return len(s.meta) == 4 && len(s.warnings) == 0 && s.storeIncomplete && !*s.ociArtifact
+		}},
+		{"oci", map[string]string{"source-date-epoch": ""}, "", func(s *settings) bool { return s.epochReset && s.out.Options.Epoch == nil }},
+		{"oci", map[string]string{"source-date-epoch": "5"}, "", func(s *settings) bool { return !s.epochReset }},
+		{"image", map[string]string{"rewrite-timestamp": "true"}, "", func(s *settings) bool { return s.out.Options.RewriteTimestamp }},
+		{"image", map[string]string{"danging-name-empty-only": "true", "dangling-name-empty-only": "true"}, "", func(s *settings) bool { return s.out.DanglingEmptyOnly }},
+		{"image", map[string]string{"compression-level": "3", "force-compression": "true", "tar": "true"}, "", func(s *settings) bool {
+			return *s.refCfg.Compression.Level == 3 && s.refCfg.Compression.Force && len(s.warnings) == 1
+		}},
 		{"image", map[string]string{"compression": "estargz"}, `unknown compression "estargz"`, nil},
 		{"image", map[string]string{"compression": "gzip", "compression-level": "12"}, "out of range", nil},
 		{"image", map[string]string{"push": "yes"}, `push="yes" is not a boolean`, nil},
 		{"image", map[string]string{"oci-artifact": "true", "oci-mediatypes": "false"}, "oci-artifact=true needs OCI media types", nil},
 		{"image", map[string]string{"type": "oci"}, "not an exporter attribute", nil},
-		{"image", map[string]string{"rewrite-timestamp": "true"}, "needs an epoch", nil},
 	}
 	for _, c := range cases {
 		s, err := parseSettings(c.typ, c.in)

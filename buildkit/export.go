@@ -33,6 +33,10 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 	if src.Metadata == nil {
 		src.Metadata = map[string][]byte{}
 	}
+	for k, v := range i.s.meta {
+		src.Metadata[k] = []byte(v)
+	}
+	warn(ctx, i.s.warnings)
 	p, err := i.newPlan(src, bi.CompatibilityVersion)
 	if err != nil {
 		return nil, nil, nil, err

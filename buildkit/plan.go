@@ -151,9 +151,9 @@ func (i *instance) defaultOCITypes(compat int, src *bkexporter.Source) bool {
 
 // epochOf returns SOURCE_DATE_EPOCH: the attribute (which BuildKit also
 // fills from the SOURCE_DATE_EPOCH build argument), else the frontend's
-// metadata, global first.
+// metadata, global first. source-date-epoch="" means no epoch at all.
 func (i *instance) epochOf(src *bkexporter.Source, ps exptypes.Platforms) (*time.Time, error) {
-	if e := i.s.out.Options.Epoch; e != nil {
+	if e := i.s.out.Options.Epoch; e != nil || i.s.epochReset {
 		return e, nil
 	}
 	tm, err := epoch.ParseSource(src, nil)

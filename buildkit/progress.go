@@ -11,6 +11,8 @@ import (
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/exporter"
 	ladeprogress "github.com/lade-build/lade/progress"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/identity"
 	"github.com/moby/buildkit/util/progress"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -201,6 +203,18 @@ func (b bridge) Write(e ladeprogress.Event) {
 // oneOff reports a step with no bytes, as BuildKit's exporters do.
 func oneOff(ctx context.Context, name string) func(error) error {
 	return progress.OneOff(ctx, name)
+}
+
+// warn shows each message as a warning of the export's vertex.
+func warn(ctx context.Context, msgs []string) {
+	if len(msgs) == 0 {
+		return
+	}
+	pw, _, _ := progress.NewFromContext(ctx)
+	defer pw.Close()
+	for _, m := range msgs {
+		_ = pw.Write(identity.NewID(), client.VertexWarning{Level: 1, Short: []byte(m)})
+	}
 }
 
 // reportLayers sends one status per layer not compressed in this export

@@ -72,6 +72,18 @@ func Unknown(key string, known []string) error {
 	return fmt.Errorf("unknown attribute %q: valid attributes are %s", key, strings.Join(sorted, ", "))
 }
 
+// nearMiss returns the "did you mean" error of Unknown when key is within a
+// small edit distance of a known key (at most 2 edits, and at most a third
+// of key's length), nil when key is no typo of a known key.
+func nearMiss(key string, known []string) error {
+	for _, k := range known {
+		if d := distance(key, k); d > 0 && d <= 2 && 3*d <= len(key) {
+			return Unknown(key, known)
+		}
+	}
+	return nil
+}
+
 // distance is the Levenshtein distance between a and b.
 func distance(a, b string) int {
 	prev := make([]int, len(b)+1)

@@ -85,3 +85,50 @@ func FuzzParseOutput(f *testing.F) {
 		}
 	})
 }
+
+func TestParseOutputLenient(t *testing.T) {
+	cases := []struct {
+		in   map[string]string
+		want string // error substring, "" for success
+		rest []string
+		chk  func(Output) bool
+	}{
+		{map[string]string{"type": "image", "attest:provenance": "mode=max", "prefer-image-digest": "true", "buildinfo-attrs": "true", "buildinfo": "false"},
+			"", []string{"attest:provenance", "prefer-image-digest", "buildinfo-attrs", "buildinfo"}, nil},
+		// Keys of another output type pass through, as in BuildKit.
+		{map[string]string{"type": "image", "tar": "false", "dest": "x"}, "", []string{"tar", "dest"}, func(o Output) bool { return o.Tar && o.Dest == "" }},
+		{map[string]string{"type": "oci", "dest": "x", "push": "true"}, "", []string{"push"}, func(o Output) bool { return !o.Push }},
+		{map[string]string{"type": "oci", "dest": "x", "annotations": "x"}, "", []string{"annotations"}, nil},
+		{map[string]string{"type": "oci", "dest": "x", "source-date-epoch": ""}, "", nil, func(o Output) bool { return o.Options.Epoch == nil }},
+		{map[string]string{"type": "oci", "dest": "x", "rewrite-timestamp": "true"}, "", nil, func(o Output) bool { return o.Options.RewriteTimestamp }},
+		{map[string]string{"type": "image", "danging-name-empty-only": "true", "dangling-name-empty-only": "true"}, "", nil, func(o Output) bool { return o.DanglingEmptyOnly }},
+		{map[string]string{"type": "image", "psh": "true"}, `did you mean "push"`, nil, nil},
+		{map[string]string{"type": "oci", "dest": "x", "compresion": "zstd"}, `did you mean "compression"`, nil, nil},
+		{map[string]string{"type": "oci", "dest": "x", "annotation-foo.a": "1"}, `unknown level "foo"`, nil, nil},
+		{map[string]string{"type": "oci", "dest": "x", "source-date-epoch": "soon"}, "not a Unix time", nil, nil},
+	}
+	for _, c := range cases {
+		o, rest, err := ParseOutputLenient(c.in)
+		if c.want != "" {
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%v: error %v, want %q", c.in, err, c.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", c.in, err)
+			continue
+		}
+		if len(rest) != len(c.rest) {
+			t.Errorf("%v: rest %v, want keys %v", c.in, rest, c.rest)
+		}
+		for _, k := range c.rest {
+			if rest[k] != c.in[k] {
+				t.Errorf("%v: rest[%q]=%q, want %q", c.in, k, rest[k], c.in[k])
+			}
+		}
+		if c.chk != nil && !c.chk(o) {
+			t.Errorf("%v: parsed wrong: %+v", c.in, o)
+		}
+	}
+}

@@ -65,40 +65,76 @@ func KnownKeys(t string, extra ...string) []string {
 	return append(append(append([]string(nil), commonKeys...), typeKeys[t]...), extra...)
 }
 
-// ParseOutput parses attrs of an output. ignore lists keys the caller
-// handles itself (they are accepted and skipped).
+// ParseOutput parses attrs of an output strictly: an unknown key is an
+// error naming the nearest known key. ignore lists keys the caller handles
+// itself (they are accepted and skipped).
 func ParseOutput(m map[string]string, ignore ...string) (Output, error) {
+	o, _, err := parseOutput(m, false, ignore)
+	return o, err
+}
+
+// ParseOutputLenient parses attrs the way BuildKit's exporters read them:
+// a key that is a near-miss of a known key (a typo) is still an error
+// naming that key, but any other unknown key, and a key of another output
+// type, is returned in rest, which BuildKit passes to the export as
+// metadata. rewrite-timestamp without source-date-epoch is accepted: the
+// epoch may come from the frontend.
+func ParseOutputLenient(m map[string]string, ignore ...string) (o Output, rest map[string]string, err error) {
+	return parseOutput(m, true, ignore)
+}
+
+func parseOutput(m map[string]string, lenient bool, ignore []string) (Output, map[string]string, error) {
 	o := Output{Type: m["type"], Tar: true, Store: true}
 	if o.Type == "" {
-		return o, fmt.Errorf("output has no type: use type=image, type=oci or type=docker")
+		return o, nil, fmt.Errorf("output has no type: use type=image, type=oci or type=docker")
 	}
 	if _, ok := typeKeys[o.Type]; !ok {
-		return o, fmt.Errorf("unknown output type %q: use image, oci or docker", o.Type)
+		return o, nil, fmt.Errorf("unknown output type %q: use image, oci or docker", o.Type)
 	}
 	known := KnownKeys(o.Type, ignore...)
 	skip := map[string]bool{}
 	for _, k := range ignore {
 		skip[k] = true
 	}
-	var err error
+	rest := map[string]string{}
 	for k, v := range m {
-		if skip[k] {
-			continue
-		}
-		if strings.HasPrefix(k, "annotation") {
+		switch {
+		case skip[k]:
+		case isAnnotationKey(k) || (!lenient && strings.HasPrefix(k, "annotation")):
 			if err := parseAnnotation(&o.Annotations, k, v); err != nil {
-				return o, err
+				return o, nil, err
 			}
-			continue
-		}
-		if !slices.Contains(known, k) {
-			return o, Unknown(k, append(known, "annotation.<key>"))
-		}
-		if err = o.set(k, v); err != nil {
-			return o, err
+		case slices.Contains(known, k):
+			if err := o.set(k, v); err != nil {
+				return o, nil, err
+			}
+		case !lenient:
+			return o, nil, Unknown(k, append(known, "annotation.<key>"))
+		default:
+			if err := nearMiss(k, allKeys(ignore)); err != nil {
+				return o, nil, err
+			}
+			rest[k] = v
 		}
 	}
-	return o, o.validate()
+	return o, rest, o.validate(lenient)
+}
+
+// isAnnotationKey reports whether k has the form of an annotation
+// attribute (annotation.k, annotation-<level>..., annotation[<platform>]...)
+// as BuildKit matches them; other keys starting with "annotation" are not.
+func isAnnotationKey(k string) bool {
+	rest, ok := strings.CutPrefix(k, "annotation")
+	return ok && rest != "" && strings.ContainsRune(".-[", rune(rest[0]))
+}
+
+// allKeys returns the keys of every output type, plus extra ones.
+func allKeys(extra []string) []string {
+	out := append(append([]string(nil), commonKeys...), extra...)
+	for _, t := range OutputTypes {
+		out = append(out, typeKeys[t]...)
+	}
+	return out
 }
 
 func (o *Output) set(k, v string) error {
@@ -170,8 +206,12 @@ func (o *Output) setOption(k, v string) error {
 	return err
 }
 
-// ParseEpoch parses a SOURCE_DATE_EPOCH value (Unix seconds).
+// ParseEpoch parses a SOURCE_DATE_EPOCH value (Unix seconds); the empty
+// value means no epoch (nil), as in BuildKit.
 func ParseEpoch(v string) (*time.Time, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
 	sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil || sec < 0 {
 		return nil, fmt.Errorf("source-date-epoch=%q is not a Unix time in seconds: use e.g. $(git log -1 --format=%%ct)", v)
@@ -180,11 +220,16 @@ func ParseEpoch(v string) (*time.Time, error) {
 	return &t, nil
 }
 
-func (o *Output) validate() error {
+func (o *Output) validate(lenient bool) error {
 	if o.Options.Compression.Type == "" && o.Options.Compression.Level != nil {
 		o.Options.Compression.Type = blobs.DefaultCompression.Type
 	}
-	if err := o.Options.Validate(); err != nil {
+	opts := o.Options
+	if lenient {
+		// The epoch may come later, from the frontend.
+		opts.RewriteTimestamp = opts.RewriteTimestamp && opts.Epoch != nil
+	}
+	if err := opts.Validate(); err != nil {
 		return err
 	}
 	switch o.Type {
