@@ -14,10 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/sys"
 	"github.com/gofrs/flock"
-	"github.com/moby/buildkit/cache/remotecache"
-	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
-	localremotecache "github.com/moby/buildkit/cache/remotecache/local"
-	registryremotecache "github.com/moby/buildkit/cache/remotecache/registry"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/control"
 	"github.com/moby/buildkit/frontend"
@@ -158,20 +154,16 @@ func newController(ctx context.Context, cfg *config.Config, differ string) (*con
 	if err != nil {
 		return nil, err
 	}
-	hosts := resolver.NewRegistryConfig(cfg.Registries)
+	caches := newCacheBackends(cfg, sm, w.ContentStore(), resolver.NewRegistryConfig(cfg.Registries))
 	return control.NewController(control.Opt{
 		SessionManager:   sm,
 		WorkerController: wc,
 		Frontends:        frontends,
-		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{
-			"registry": registryremotecache.ResolveCacheExporterFunc(sm, hosts),
-			"local":    localremotecache.ResolveCacheExporterFunc(sm),
-			"inline":   inlineremotecache.ResolveCacheExporterFunc(),
-		},
-		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
-			"registry": registryremotecache.ResolveCacheImporterFunc(sm, w.ContentStore(), hosts),
-			"local":    localremotecache.ResolveCacheImporterFunc(sm),
-		},
+
+		// --export-cache and --import-cache backends (cache.go).
+		ResolveCacheExporterFuncs: caches.exporters,
+		ResolveCacheImporterFuncs: caches.importers,
+
 		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
 		Entitlements:   cfg.Entitlements,
 		HistoryDB:      historyDB,
