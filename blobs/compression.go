@@ -104,7 +104,8 @@ func (c Compression) Validate() error {
 }
 
 // MediaType returns the OCI layer media type for c, or the Docker one when
-// docker is true. zstd has no Docker media type.
+// docker is true. zstd's Docker media type is the one Docker 23 and
+// BuildKit use (application/vnd.docker.image.rootfs.diff.tar.zstd).
 func (c Compression) MediaType(docker bool) (string, error) {
 	switch c.Type {
 	case Uncompressed:
@@ -119,7 +120,7 @@ func (c Compression) MediaType(docker bool) (string, error) {
 		return ocispec.MediaTypeImageLayerGzip, nil
 	case Zstd:
 		if docker {
-			return "", fmt.Errorf("zstd layers need OCI media types: set oci-mediatypes=true or choose gzip")
+			return MediaTypeDockerLayerZstd, nil
 		}
 		return ocispec.MediaTypeImageLayerZstd, nil
 	}

@@ -35,7 +35,6 @@ func TestCommitBadInput(t *testing.T) {
 		{"surplus history", one("", `{"history":[{},{},{},{}]}`), exporter.Options{}, "4 non-empty entries but the image has 3 layers"},
 		{"unknown compression", one("", ""), exporter.Options{Compression: blobs.Compression{Type: "lzma"}}, `unknown compression "lzma"`},
 		{"bad level", one("", ""), exporter.Options{Compression: blobs.Compression{Type: blobs.Gzip, Level: &lvl}}, "level 42 out of range for gzip: use 0 to 9"},
-		{"zstd in docker", one("", ""), exporter.Options{Docker: true, Compression: blobs.Compression{Type: blobs.Zstd}}, "zstd layers need OCI media types"},
 		{"rewrite without epoch", one("", ""), exporter.Options{RewriteTimestamp: true}, "rewrite-timestamp needs an epoch"},
 		{"no platforms", exporter.Source{}, exporter.Options{}, "nothing to export"},
 		{"duplicate platform", exporter.Source{Platforms: []exporter.PlatformSource{{Platform: "linux/amd64"}, {Platform: "linux/x86_64"}}}, exporter.Options{}, "given twice"},

@@ -56,9 +56,6 @@ func (o Options) Validate() error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if o.Docker && c.Type == blobs.Zstd {
-		return errors.New("zstd layers need OCI media types: set oci-mediatypes=true or choose gzip")
-	}
 	if o.RewriteTimestamp && o.Epoch == nil {
 		return errors.New("rewrite-timestamp needs an epoch: set source-date-epoch (or SOURCE_DATE_EPOCH)")
 	}

@@ -94,6 +94,8 @@ func TestCommitDockerAndCompressions(t *testing.T) {
 		{"oci-none", false, blobs.Uncompressed, ocispec.MediaTypeImageLayer},
 		{"docker-gzip-compat", true, blobs.GzipCompat, blobs.MediaTypeDockerLayerGzip},
 		{"docker-none", true, blobs.Uncompressed, blobs.MediaTypeDockerLayer},
+		// Docker's zstd media type, as BuildKit writes it (TestBuildExportZstd).
+		{"docker-zstd", true, blobs.Zstd, blobs.MediaTypeDockerLayerZstd},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
