@@ -56,6 +56,13 @@ func TestIndexEntriesAndMerge(t *testing.T) {
 	if got[1].Annotations[ocispec.AnnotationCreated] != "2024-01-02T02:04:05Z" || got[1].Annotations[AnnotationImageName] != "docker.io/library/c:1" {
 		t.Fatalf("annotations %v", got[1].Annotations)
 	}
+	// An index-descriptor annotation asking for a created time wins
+	// (BuildKit's TestExportAnnotations).
+	asked := d("asked")
+	asked.Annotations = map[string]string{ocispec.AnnotationCreated: "2022-01-23T12:34:56Z"}
+	if e := IndexEntries(asked, one, &created); e[0].Annotations[ocispec.AnnotationCreated] != "2022-01-23T12:34:56Z" {
+		t.Fatalf("created annotation asked for was overwritten: %v", e[0].Annotations)
+	}
 	if _, err := SelectManifest(ocispec.Index{Manifests: got}, "1"); err != nil {
 		t.Fatalf("SelectManifest by tag: %v", err)
 	}

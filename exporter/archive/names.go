@@ -76,7 +76,8 @@ func ParseNames(names []string) ([]Name, error) {
 // annotated with io.containerd.image.name (the full name) and
 // org.opencontainers.image.ref.name (the tag), or a single unnamed entry when
 // names is empty. A non-nil created adds org.opencontainers.image.created
-// (RFC 3339, UTC). Root's own annotations are kept.
+// (RFC 3339, UTC) unless root has one (an index-descriptor annotation
+// asked for it, which wins as in BuildKit). Root's own annotations are kept.
 func IndexEntries(root ocispec.Descriptor, names []Name, created *time.Time) []ocispec.Descriptor {
 	entry := func(n *Name) ocispec.Descriptor {
 		d := root
@@ -89,7 +90,7 @@ func IndexEntries(root ocispec.Descriptor, names []Name, created *time.Time) []o
 			d.Annotations[AnnotationImageName] = n.Full
 			d.Annotations[ocispec.AnnotationRefName] = n.Tag
 		}
-		if created != nil {
+		if _, set := d.Annotations[ocispec.AnnotationCreated]; created != nil && !set {
 			d.Annotations[ocispec.AnnotationCreated] = created.UTC().Format(time.RFC3339)
 		}
 		if len(d.Annotations) == 0 {
