@@ -96,7 +96,8 @@ func (i *instance) writeAttestationManifest(ctx context.Context, target ocispecs
 		}
 		cfgDesc = ocispecs.Descriptor{MediaType: configType, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
 	}
-	cfgDesc.Data = nil
+	// An artifact's config is the OCI empty descriptor, its data embedded
+	// in the manifest as BuildKit writes it.
 	if err := i.writeBlob(ctx, cfgDesc, cfg, nil); err != nil {
 		return ocispecs.Descriptor{}, err
 	}
