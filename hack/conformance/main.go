@@ -1,0 +1,136 @@
+// Package main is hack/conformance.sh's report writer: it reads the
+// `go test -json` streams of BuildKit's client integration tests run against
+// stock buildkitd and against lade-buildkitd, and writes the side-by-side
+// table (test, stock, lade, first error line, why stock cannot pass offline)
+// with its counts as Markdown.
+//
+// Usage:
+//
+//	go run ./hack/conformance -tests LIST [-stock JSON] [-lade JSON]
+//	    [-reasons FILE] [-title TEXT] [-out FILE] [-require-pass]
+//
+// LIST has one "FILE<TAB>TestName" line per test, in table order. A daemon
+// whose JSON is not given gets "–" in its column. FILE in -reasons has
+// "TestName<TAB>reason" lines: why the test cannot pass offline on stock
+// either; it is shown for tests that do not pass on stock.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "conformance report:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the flags, reads the inputs and writes the report to stdout
+// and, with -out, to a file.
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
+	tests := fs.String("tests", "", "file of FILE<TAB>TestName lines, in table order (required)")
+	stock := fs.String("stock", "", "go test -json output of the run against stock buildkitd")
+	lade := fs.String("lade", "", "go test -json output of the run against lade-buildkitd")
+	reasons := fs.String("reasons", "", "file of TestName<TAB>reason lines: why stock cannot pass it offline")
+	title := fs.String("title", "BuildKit client integration tests", "the report's heading")
+	out := fs.String("out", "", "also write the report to this file")
+	requirePass := fs.Bool("require-pass", false, "fail unless every listed test passed on every daemon given")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *tests == "" {
+		return errors.New("-tests is required: a file of FILE<TAB>TestName lines")
+	}
+	list, err := readPairs(*tests)
+	if err != nil {
+		return err
+	}
+	why := map[string]string{}
+	if *reasons != "" {
+		pairs, err := readPairs(*reasons)
+		if err != nil {
+			return err
+		}
+		for _, p := range pairs {
+			why[p[0]] = p[1]
+		}
+	}
+	var daemons [2]map[string]result
+	for i, path := range []string{*stock, *lade} {
+		if path == "" {
+			continue
+		}
+		if daemons[i], err = readResults(path); err != nil {
+			return err
+		}
+	}
+	var b strings.Builder
+	writeReport(&b, *title, list, daemons[0], daemons[1], why)
+	if _, err := io.WriteString(stdout, b.String()); err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+	}
+	if *requirePass {
+		return allPassed(list, daemons[:])
+	}
+	return nil
+}
+
+// allPassed returns an error naming the tests that did not pass on a
+// daemon that was run.
+func allPassed(list [][2]string, daemons []map[string]result) error {
+	var failed []string
+	for i, m := range daemons {
+		if m == nil {
+			continue
+		}
+		for _, t := range list {
+			if r := m[t[1]]; r.status != "pass" {
+				failed = append(failed, fmt.Sprintf("%s on %s (%s)", t[1], [2]string{"stock", "lade"}[i], mark(m, r)))
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d did not pass: %s", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// readPairs reads a file of KEY<TAB>VALUE lines; blank lines and lines
+// starting with # are ignored.
+func readPairs(path string) ([][2]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	var pairs [][2]string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "\t")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: %q has no tab between its two fields", path, n, line)
+		}
+		pairs = append(pairs, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return pairs, nil
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// result is one integration test's outcome on one daemon.
+type result struct {
+	status string // pass, fail, skip; "" when the stream has no outcome for it
+	detail string // the first error line when it failed, the reason when skipped
+}
+
+// event is one line of `go test -json` (cmd/test2json).
+type event struct {
+	Action string
+	Test   string
+	Output string
+}
+
+// line is one output line of a test and the (sub)test that printed it.
+type line struct {
+	test string
+	text string
+}
+
+// readResults reads a `go test -json` stream and returns each integration
+// test's result, keyed by its name (TestIntegration/TestXxx/worker=oci is
+// keyed TestXxx).
+func readResults(path string) (map[string]result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading test results: %w", err)
+	}
+	defer f.Close()
+	status := map[string]string{}
+	output := map[string][]line{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var ev event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			continue // the binary's own stderr, interleaved
+		}
+		name, depth := testKey(ev.Test)
+		if name == "" {
+			continue
+		}
+		switch {
+		case ev.Action == "output":
+			output[name] = append(output[name], line{test: ev.Test, text: strings.TrimRight(ev.Output, "\n")})
+		case depth == 3 && (ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip"):
+			status[name] = ev.Action
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	results := map[string]result{}
+	for name, lines := range output {
+		r := result{status: status[name]}
+		switch r.status {
+		case "fail", "":
+			r.detail = firstError(lines)
+		case "skip":
+			r.detail = skipReason(lines)
+		}
+		results[name] = r
+	}
+	return results, nil
+}
+
+// testKey returns the test name of TestIntegration/TestXxx/worker=W[/sub...]
+// and the number of path elements; "" for other tests.
+func testKey(test string) (string, int) {
+	parts := strings.Split(test, "/")
+	if len(parts) < 3 || parts[0] != "TestIntegration" || !strings.HasPrefix(parts[2], "worker=") {
+		return "", 0
+	}
+	return parts[1], len(parts)
+}
+
+var (
+	// fileLine matches t.Log and t.Skip output: "    file.go:123: message".
+	fileLine = regexp.MustCompile(`^\s+([A-Za-z0-9_]+\.go):\d+: (.+)$`)
+	// harnessLog matches the harness's own log lines (daemon logs), which
+	// are never the error.
+	harnessLog = regexp.MustCompile(`^(sandbox|run|util|registry|containerd|oci|backend)(_unix)?\.go$`)
+)
+
+// firstError finds the first failure message in a failed test's output:
+// testify's "Error:" text with its continuation lines, else a panic, else
+// the first line the test itself logged.
+func firstError(lines []line) string {
+	for i, l := range lines {
+		t := strings.TrimSpace(l.text)
+		if msg, ok := strings.CutPrefix(t, "Error:"); ok {
+			parts := []string{strings.TrimSpace(msg)}
+			for _, next := range lines[i+1 : min(i+4, len(lines))] {
+				label, text, ok := testifyContinuation(next.text)
+				if !ok || label != "" {
+					break
+				}
+				parts = append(parts, text)
+			}
+			return subtestPrefix(l.test) + clip(strings.Join(parts, " "))
+		}
+	}
+	for _, l := range lines {
+		t := strings.TrimSpace(l.text)
+		if strings.HasPrefix(t, "panic:") || strings.Contains(t, "sandbox timeout reached") ||
+			strings.HasPrefix(t, "Test killed") {
+			return subtestPrefix(l.test) + clip(t)
+		}
+	}
+	for _, l := range lines {
+		if m := fileLine.FindStringSubmatch(l.text); m != nil && !harnessLog.MatchString(m[1]) {
+			return subtestPrefix(l.test) + clip(m[2])
+		}
+	}
+	return "no error message in the output (see the run's log)"
+}
+
+// testifyContinuation splits a testify report line ("\tLabel:\ttext") into
+// its label ("" on a continuation line) and text.
+func testifyContinuation(s string) (label, text string, ok bool) {
+	fields := strings.Split(strings.TrimLeft(s, " "), "\t")
+	if len(fields) < 3 || fields[0] != "" {
+		return "", "", false
+	}
+	return strings.TrimSpace(fields[1]), strings.TrimSpace(strings.Join(fields[2:], " ")), true
+}
+
+// skipReason is the message of t.Skip: the last line the test logged.
+func skipReason(lines []line) string {
+	reason := "skipped without a message (read the test)"
+	for _, l := range lines {
+		if m := fileLine.FindStringSubmatch(l.text); m != nil && !harnessLog.MatchString(m[1]) {
+			reason = clip(m[2])
+		}
+	}
+	return reason
+}
+
+// subtestPrefix names the subtest that failed, "(propagate=1) ", or "" when
+// it was the test itself.
+func subtestPrefix(test string) string {
+	parts := strings.Split(test, "/")
+	if len(parts) <= 3 {
+		return ""
+	}
+	return "(" + strings.Join(parts[3:], "/") + ") "
+}
+
+// clip shortens s to one table cell.
+func clip(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 260 {
+		s = s[:257] + "..."
+	}
+	return s
+}
