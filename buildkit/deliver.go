@@ -71,7 +71,7 @@ func (i *instance) deliverImage(ctx context.Context, p *plan, desc ocispecs.Desc
 
 // store creates or updates an image record per name (and name@digest with
 // name-canonical), and fetches lazy layers so that the stored image is
-// complete.
+// complete; with unpack=true it unpacks the image (unpack.go).
 func (i *instance) store(ctx context.Context, p *plan, desc ocispecs.Descriptor, names []string, canonical bool) error {
 	ictx := ctx
 	if p.epoch != nil {
@@ -89,6 +89,12 @@ func (i *instance) store(ctx context.Context, p *plan, desc ocispecs.Descriptor,
 			}
 		}
 		_ = done(nil)
+	}
+	if i.s.out.Unpack && len(names) > 0 {
+		if err := unlazy(ctx, p); err != nil {
+			return err
+		}
+		return i.unpackImage(ctx, p, desc, names[0])
 	}
 	if i.s.storeIncomplete {
 		return nil

@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/lade-build/lade/exporter"
@@ -35,6 +36,7 @@ import (
 	"github.com/moby/buildkit/client"
 	bkexporter "github.com/moby/buildkit/exporter"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/snapshot"
 	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
 	"github.com/moby/buildkit/util/leaseutil"
 )
@@ -59,6 +61,10 @@ type Opt struct {
 	// Rewriter makes the new layers of rewrite-timestamp exports; nil
 	// makes one without a cache manager.
 	Rewriter *TimestampRewriter
+	// Snapshotter and Applier unpack a named image for unpack=true (the
+	// containerd worker's snapshotter and applier); unpack needs both.
+	Snapshotter snapshot.Snapshotter
+	Applier     diff.Applier
 }
 
 // Exporter is a BuildKit exporter of one type (image, oci or docker)

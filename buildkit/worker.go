@@ -39,6 +39,8 @@ func (w *Worker) Exporter(name string, sm *session.Manager) (bkexporter.Exporter
 			RegistryHosts:  w.RegistryHosts,
 			Writer:         w.writer,
 			Rewriter:       w.rewriter,
+			Snapshotter:    w.Snapshotter,
+			Applier:        w.Applier,
 		})
 	}
 	return w.Worker.Exporter(name, sm)

@@ -71,9 +71,10 @@ type daemon struct {
 }
 
 // startDaemon starts a daemon of kind (lade or stock) as root with its
-// state in a fresh directory; toml is its config file. It is stopped when
-// the test ends and its log is shown if the test failed.
-func startDaemon(t *testing.T, kind, toml string) *daemon {
+// state in a fresh directory; toml is its config file and args are extra
+// flags. It is stopped when the test ends and its log is shown if the test
+// failed.
+func startDaemon(t *testing.T, kind, toml string, args ...string) *daemon {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("integration tests run as root: the daemons mount snapshots and run runc")
@@ -89,7 +90,7 @@ func startDaemon(t *testing.T, kind, toml string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{kind: kind, addr: "unix://" + filepath.Join(dir, "sock"), dir: dir, log: &syncBuffer{}}
-	d.cmd = exec.Command(bin, "--config", cfg, "--root", filepath.Join(dir, "root"), "--addr", d.addr)
+	d.cmd = exec.Command(bin, append([]string{"--config", cfg, "--root", filepath.Join(dir, "root"), "--addr", d.addr}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
