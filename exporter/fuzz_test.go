@@ -54,7 +54,7 @@ func FuzzNormalizeHistory(f *testing.F) {
 		if norm.AddEmpty {
 			want++
 		}
-		if nonEmpty != want || want == 0 {
+		if nonEmpty != want || (want == 0) != (n == 0) {
 			t.Fatalf("%d non-empty entries for %d layers", nonEmpty, want)
 		}
 		if _, err := c.marshal(nil, epoch); err != nil {

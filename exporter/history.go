@@ -44,8 +44,9 @@ type historyRules struct {
 //   - missing entries are synthesized from the layers' metadata (reported);
 //   - the entries of empty layers are marked empty_layer and those layers are
 //     dropped, unless KeepEmpty;
-//   - when no layer is left, one empty layer is kept (AddEmpty) so that the
-//     image has at least one layer;
+//   - when every layer is empty, one empty layer is kept (AddEmpty) so that
+//     the image keeps a layer; an image with no layers at all (FROM scratch
+//     and nothing added) stays without, as in BuildKit;
 //   - missing created values are filled and, with an epoch, later ones are
 //     clamped to it, except in the first BaseHistory entries.
 func normalizeHistory(history []ocispec.History, layers []layerMeta, r historyRules) (normalized, error) {
@@ -90,8 +91,12 @@ func normalizeHistory(history []ocispec.History, layers []layerMeta, r historyRu
 
 // dropEmpty marks the entries of empty layers empty_layer and returns the
 // indexes of the layers kept. When every layer would go, it asks for one
-// empty layer and gives the last dropped entry back to it.
+// empty layer and gives the last dropped entry back to it. No layers stay
+// no layers.
 func dropEmpty(h []ocispec.History, layers []layerMeta, keepEmpty bool) ([]ocispec.History, []int, bool) {
+	if len(layers) == 0 {
+		return h, nil, false
+	}
 	var keep []int
 	lastDropped := -1
 	li := 0
@@ -110,11 +115,7 @@ func dropEmpty(h []ocispec.History, layers []layerMeta, keepEmpty bool) ([]ocisp
 	if len(keep) > 0 {
 		return h, keep, false
 	}
-	if lastDropped >= 0 {
-		h[lastDropped].EmptyLayer = false
-	} else {
-		h = append(h, ocispec.History{CreatedBy: "lade: empty layer", Comment: SynthesizedComment})
-	}
+	h[lastDropped].EmptyLayer = false
 	return h, nil, true
 }
 

@@ -70,7 +70,9 @@ func TestNormalizeHistory(t *testing.T) {
 		{name: "empty top", history: "LL", layers: "D0", shape: "LE", keep: []int{0}},
 		{name: "empty kept on request", history: "LL", layers: "D0", rules: historyRules{KeepEmpty: true}, shape: "LL", keep: []int{0, 1}},
 		{name: "all empty keeps one", history: "LL", layers: "00", shape: "EL", addEmpty: true},
-		{name: "no layers at all", history: "E", layers: "", shape: "ES", addEmpty: true},
+		// A scratch image stays without layers, as in BuildKit (its
+		// TestBuildExportScratch).
+		{name: "no layers at all", history: "E", layers: "", shape: "E"},
 		{name: "synthesized empty", history: "", layers: "0D", shape: "sS", keep: []int{1}, repairs: 2},
 	}
 	for _, c := range cases {
