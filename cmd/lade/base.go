@@ -4,17 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
-	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/cache"
-	"github.com/lade-build/lade/exporter/docker"
 	"github.com/lade-build/lade/exporter/image"
-	"github.com/lade-build/lade/exporter/oci"
-	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/transfer"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -28,46 +24,15 @@ type base struct {
 
 // resolveImage brings an image reference into the store and returns its
 // root descriptor: a store name, oci:DIR[:TAG], oci-archive:FILE[:TAG],
-// docker-archive:FILE or docker://REF.
-func resolveImage(ctx context.Context, s *image.Store, ref string, pull push.Options) (ocispec.Descriptor, error) {
-	scheme, rest, ok := strings.Cut(ref, ":")
-	if ok {
-		switch scheme {
-		case "oci":
-			dir, tag := splitTag(rest)
-			return oci.ReadLayout(ctx, dir, tag, s.Content())
-		case "oci-archive":
-			file, tag := splitTag(rest)
-			return oci.ReadTar(ctx, file, tag, s.Content())
-		case "docker-archive":
-			file, tag := splitTag(rest)
-			return docker.ReadArchive(ctx, file, tag, s.Content())
-		case "docker":
-			// docker://REF; "docker:TAG" is the store's image "docker".
-			if ref, ok := strings.CutPrefix(rest, "//"); ok {
-				return push.Pull(ctx, ref, s.Content(), pull)
-			}
-		}
-	}
-	img, err := s.GetImage(ctx, ref)
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("image %s: %w (use oci:DIR, oci-archive:FILE, docker-archive:FILE or docker://REF for images outside the store)", ref, err)
-	}
-	return img.Target, nil
-}
-
-// splitTag splits "path:tag"; a colon inside the last path element only.
-func splitTag(s string) (string, string) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 || strings.Contains(s[i+1:], string(filepath.Separator)) {
-		return s, ""
-	}
-	return s[:i], s[i+1:]
+// docker-archive:FILE or docker://REF (short names resolved by the
+// registries configuration).
+func resolveImage(ctx context.Context, s *image.Store, ref string, reg registrySettings) (ocispec.Descriptor, error) {
+	return transfer.Resolve(ctx, s, ref, reg.transferOptions(nil))
 }
 
 // loadBase resolves ref and returns its layers (as stored refs, reused as
 // they are) and config for platform p.
-func loadBase(ctx context.Context, s *image.Store, ref string, p ocispec.Platform, reg push.Options) (base, error) {
+func loadBase(ctx context.Context, s *image.Store, ref string, p ocispec.Platform, reg registrySettings) (base, error) {
 	root, err := resolveImage(ctx, s, ref, reg)
 	if err != nil {
 		return base{}, fmt.Errorf("base %s: %w", ref, err)

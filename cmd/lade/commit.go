@@ -179,7 +179,11 @@ func commitImage(ctx context.Context, s *image.Store, req commitRequest, c *cli.
 	defer release(context.WithoutCancel(ctx))
 	var base ocispec.Descriptor
 	if req.base != "" {
-		if base, err = resolveImage(lctx, s, req.base, registryOptions(c)); err != nil {
+		reg, err := registryOptions(c)
+		if err != nil {
+			return out, err
+		}
+		if base, err = resolveImage(lctx, s, req.base, reg); err != nil {
 			return out, fmt.Errorf("base %s: %w", req.base, err)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 // deliver sends the image rooted at root to o's destination: names in the
 // store and pushes (type=image), an OCI layout, or a docker archive.
 // created, when set, is stamped as the OCI created annotation.
-func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer, reg push.Options) error {
+func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer, reg registrySettings) error {
 	switch o.Type {
 	case attrs.TypeImage:
 		return deliverImage(ctx, s, o, root, pw, reg)
@@ -40,7 +40,7 @@ func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.D
 
 // deliverImage names the image in the store (unless store=false) and
 // pushes it to each name's registry when asked.
-func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer, reg push.Options) error {
+func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer, reg registrySettings) error {
 	for _, n := range o.Names {
 		if o.Push {
 			task := progress.Start(pw, "push:"+n, "pushing "+n, 0)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/image"
-	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	"github.com/urfave/cli/v3"
@@ -70,7 +69,14 @@ func runExport(ctx context.Context, c *cli.Command) error {
 	if err := checkDests(outs, c.String("metadata-file")); err != nil {
 		return err
 	}
-	edits := readConfigEdits(c)
+	edits, err := readConfigEdits(c)
+	if err != nil {
+		return err
+	}
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	disp, err := newDisplay(c)
 	if err != nil {
 		return err
@@ -81,7 +87,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	defer s.Close()
-	results, err := exportAll(ctx, s, inputs, edits, outs, time.Now(), disp, registryOptions(c))
+	results, err := exportAll(ctx, s, inputs, edits, outs, time.Now(), disp, reg)
 	if cerr := disp.Close(); err == nil {
 		err = cerr
 	}
@@ -94,7 +100,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 // exportAll commits the source once per output and delivers each result,
 // all under one lease so nothing is collected half-way. Every output is
 // created at now: the same inputs and options give the same image.
-func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer, reg push.Options) ([]outputResult, error) {
+func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer, reg registrySettings) ([]outputResult, error) {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/image"
-	"github.com/lade-build/lade/exporter/push"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -62,7 +61,7 @@ func exportInputs(c *cli.Command) ([]platformInput, error) {
 // layers on top of the base's stored layers, and the config with one
 // history entry per new layer. now is the export's creation time, shared
 // by every platform and every output (see stampCreated).
-func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, now time.Time, reg push.Options) (exporter.Source, error) {
+func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, now time.Time, reg registrySettings) (exporter.Source, error) {
 	var src exporter.Source
 	for _, in := range inputs {
 		p, err := exporter.ParsePlatform(in.platform)
@@ -90,10 +89,7 @@ func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, ed
 			return src, err
 		}
 		if cfg == nil {
-			cfg, err = json.Marshal(ocispec.Image{Platform: p, Config: ocispec.ImageConfig{WorkingDir: "/", Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}})
-			if err != nil {
-				return src, err
-			}
+			cfg = exporter.DefaultConfig(p)
 		}
 		if ps.Config, err = edits.apply(cfg); err != nil {
 			return src, err

@@ -16,6 +16,8 @@ import (
 	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/progress"
+	"github.com/lade-build/lade/registries"
+	"github.com/lade-build/lade/transfer"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v3"
 )
@@ -47,7 +49,8 @@ OCI layouts, docker archives and registries.`,
 			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: image.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 			&cli.StringFlag{Name: "registry-ca", Usage: "PEM `FILE` of a CA to trust for registries, besides the system's", Sources: cli.EnvVars("LADE_REGISTRY_CA")},
-			&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP and unverified TLS for every registry (pushes and docker:// bases)"},
+			&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP and unverified TLS for every registry (pushes, pulls, copies and docker:// bases)"},
+			&cli.StringFlag{Name: "registries-conf", Usage: "containers-registries.conf(5) `FILE` for short names, mirrors, insecure and blocked registries (default: podman's files, $HOME/.config/containers/registries.conf or /etc/containers/registries.conf and their registries.conf.d)", Sources: cli.EnvVars(registries.EnvConf)},
 			&cli.StringFlag{Name: "progress", Usage: "progress output of export and save: auto, tty, plain, rawjson or quiet", Value: string(progress.ModeAuto), Local: true},
 		},
 		Before: func(ctx context.Context, c *cli.Command) (context.Context, error) {
@@ -65,7 +68,7 @@ OCI layouts, docker archives and registries.`,
 		Commands: []*cli.Command{
 			exportCommand(), imagesCommand(), inspectCommand(), saveCommand(),
 			rmCommand(), pruneCommand(), checkCommand(),
-			commitCommand(), manifestCommand(),
+			commitCommand(), manifestCommand(), pullCommand(), copyCommand(),
 		},
 	}
 	// "--output type=oci,dest=x" is one value: never split flags on commas.
@@ -134,9 +137,32 @@ func oneLine(err error) string {
 	return string(b)
 }
 
-// registryOptions are the registry settings of the global flags, for
-// pushes and docker:// bases. Credentials come from the docker config file
-// ($DOCKER_CONFIG or ~/.docker/config.json) and its credential helpers.
-func registryOptions(c *cli.Command) push.Options {
-	return push.Options{CAFile: c.Root().String("registry-ca"), Insecure: c.Root().Bool("insecure-registry")}
+// registrySettings are the registry settings of the global flags, for
+// pushes, pulls, copies and docker:// bases.
+type registrySettings struct {
+	// Options are push's: CA, insecure. Credentials come from the docker
+	// config file ($DOCKER_CONFIG or ~/.docker/config.json) and its
+	// credential helpers.
+	push.Options
+	// Conf is the containers-registries.conf configuration (short names,
+	// mirrors, insecure and blocked registries).
+	Conf *registries.Config
+}
+
+// registryOptions reads the registry settings of the global flags and the
+// registries configuration (--registries-conf, else podman's files).
+func registryOptions(c *cli.Command) (registrySettings, error) {
+	conf, err := registries.Load(c.Root().String("registries-conf"))
+	if err != nil {
+		return registrySettings{}, fmt.Errorf("%w (see --registries-conf)", err)
+	}
+	return registrySettings{
+		Options: push.Options{CAFile: c.Root().String("registry-ca"), Insecure: c.Root().Bool("insecure-registry")},
+		Conf:    conf,
+	}, nil
+}
+
+// transferOptions are reg as options of package transfer.
+func (reg registrySettings) transferOptions(pw progress.Writer) transfer.Options {
+	return transfer.Options{Registry: reg.Options, Registries: reg.Conf, Progress: pw}
 }

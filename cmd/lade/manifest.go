@@ -221,7 +221,11 @@ func addImage(ctx context.Context, c *cli.Command, s *image.Store, l *manifest.L
 	if opts.Override, err = readOverride(c); err != nil {
 		return err
 	}
-	root, err := resolveImage(ctx, s, ref, registryOptions(c))
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
+	root, err := resolveImage(ctx, s, ref, reg)
 	if err != nil {
 		return err
 	}
@@ -307,7 +311,11 @@ func findInstance(ctx context.Context, c *cli.Command, s *image.Store, l *manife
 		_, err := l.Lookup(d)
 		return d, err
 	}
-	root, err := resolveImage(ctx, s, arg, registryOptions(c))
+	reg, err := registryOptions(c)
+	if err != nil {
+		return "", err
+	}
+	root, err := resolveImage(ctx, s, arg, reg)
 	if err != nil {
 		return "", err
 	}
@@ -371,7 +379,11 @@ func pushList(ctx context.Context, c *cli.Command, s *image.Store, name, dest st
 			return err
 		}
 	} else {
-		opts := registryOptions(c)
+		reg, err := registryOptions(c)
+		if err != nil {
+			return err
+		}
+		opts := reg.Options
 		opts.Progress = pw
 		if err := push.Push(ctx, s.Content(), img.Target, dest, opts); err != nil {
 			return fmt.Errorf("push %s: %w", dest, err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/lade-build/lade/exporter/image"
-	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
@@ -191,11 +190,15 @@ func runSave(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	reg, err := registryOptions(c)
+	if err != nil {
+		return err
+	}
 	disp, err := newDisplay(c)
 	if err != nil {
 		return err
 	}
-	err = saveAll(ctx, s, img, outs, disp, registryOptions(c))
+	err = saveAll(ctx, s, img, outs, disp, reg)
 	if cerr := disp.Close(); err == nil {
 		err = cerr
 	}
@@ -203,7 +206,7 @@ func runSave(ctx context.Context, c *cli.Command) error {
 }
 
 // saveAll delivers img to every output under one lease.
-func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer, reg push.Options) error {
+func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer, reg registrySettings) error {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return err

@@ -19,10 +19,12 @@ var forbidden = map[string][]string{
 	"exporter":           {"buildkit", "cmd"},
 	"internal/attrs":     {"buildkit", "cmd"},
 	"internal/writeback": {"cache", "blobs", "exporter", "buildkit", "cmd"},
+	"registries":         {"cache", "blobs", "exporter", "transfer", "buildkit", "cmd"},
+	"transfer":           {"buildkit", "cmd"},
 }
 
 // library lists the packages that must never depend on BuildKit.
-var library = []string{"cache", "blobs", "exporter", "progress"}
+var library = []string{"cache", "blobs", "exporter", "progress", "registries", "transfer"}
 
 func TestDependencyRule(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "../../...").CombinedOutput()
