@@ -5,6 +5,7 @@ package frontendtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -80,6 +81,28 @@ func TestContainerdWorker(t *testing.T) {
 	mustContain(t, "progress", out, "exporting to image (lade)")
 	if listed := ctr(t, sock, "images", "ls", "-q"); strings.Contains(listed, "lade/nostore") {
 		t.Errorf("store=false named the image:\n%s", listed)
+	}
+	checkEpochOnContainerd(t, d, c, bctx)
+}
+
+// checkEpochOnContainerd: with SOURCE_DATE_EPOCH and rewrite-timestamp,
+// unpack=true unpacks the layers lade rewrote, and the containerd
+// worker's layers are the OCI worker's (the same diffIDs).
+func checkEpochOnContainerd(t *testing.T, d *daemon, c *ctd.Client, bctx string) {
+	t.Helper()
+	name := "docker.io/lade/epoch:v1"
+	args := append(append([]string{}, epochOpt...), "--output", "type=image,name="+name+",unpack=true,rewrite-timestamp=true")
+	d.mustBuild(t, bctx, args...)
+	img, err := c.ImageService().Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkUnpacked(t, c, img, "overlayfs")
+
+	onCtd := diffIDsOf(t, ociBuild(t, d, bctx, ",rewrite-timestamp=true", epochOpt...))
+	onOCI := diffIDsOf(t, ociBuild(t, startDaemon(t, lade, ""), bctx, ",rewrite-timestamp=true", epochOpt...))
+	if fmt.Sprint(onCtd) != fmt.Sprint(onOCI) {
+		t.Errorf("diffIDs on the containerd worker %v, on the OCI worker %v", onCtd, onOCI)
 	}
 }
 
