@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,7 +25,9 @@ import (
 	"github.com/moby/buildkit/solver"
 	"github.com/moby/buildkit/solver/bboltcachestorage"
 	"github.com/moby/buildkit/util/bklog"
+	"github.com/moby/buildkit/util/cachedigest"
 	"github.com/moby/buildkit/util/db/boltutil"
+	"github.com/moby/buildkit/util/db/compaction"
 	"github.com/moby/buildkit/util/grpcerrors"
 	_ "github.com/moby/buildkit/util/grpcutil/encoding/proto" // BuildKit's gRPC codec
 	"github.com/moby/buildkit/util/resolver"
@@ -44,11 +47,13 @@ type daemon struct {
 	listeners  []net.Listener
 	controller *control.Controller
 	server     *grpc.Server
+	cacheDebug *cachedigest.DB
 }
 
-// newDaemon locks the root, opens the listeners, creates the worker and
-// the controller and registers BuildKit's API.
-func newDaemon(ctx context.Context, cfg config.Config, differ string) (d *daemon, err error) {
+// newDaemon locks the root, opens the listeners, creates the workers and
+// the controller and registers BuildKit's API; saveCacheDebug records
+// cache keys' inputs in cache-debug.db, as buildkitd's --save-cache-debug.
+func newDaemon(ctx context.Context, cfg config.Config, differ string, saveCacheDebug bool) (d *daemon, err error) {
 	d = &daemon{lock: flock.New(filepath.Join(cfg.Root, "buildkitd.lock"))}
 	defer func() {
 		if err != nil {
@@ -64,6 +69,14 @@ func newDaemon(ctx context.Context, cfg config.Config, differ string) (d *daemon
 	}
 	if d.listeners, err = listen(cfg.GRPC); err != nil {
 		return d, err
+	}
+	if saveCacheDebug {
+		db, err := cachedigest.NewDB(filepath.Join(cfg.Root, "cache-debug.db"))
+		if err != nil {
+			return d, fmt.Errorf("failed to create cache debug db: %w", err)
+		}
+		cachedigest.SetDefaultDB(db)
+		d.cacheDebug = db
 	}
 	if d.controller, err = newController(ctx, &cfg, differ); err != nil {
 		return d, err
@@ -114,25 +127,44 @@ func (d *daemon) close() {
 	for _, l := range d.listeners {
 		_ = l.Close()
 	}
+	if d.cacheDebug != nil {
+		_ = d.cacheDebug.Close()
+	}
 	if d.lock.Locked() {
 		_ = d.lock.Unlock()
 		_ = os.Remove(d.lock.Path())
 	}
 }
 
-// newController wires the worker, frontends, caches and session manager
-// into BuildKit's controller, as buildkitd does for an OCI worker.
+// newController wires the workers, frontends, caches and session manager
+// into BuildKit's controller, as buildkitd does; the default worker's
+// content store and leases serve the controller.
 func newController(ctx context.Context, cfg *config.Config, differ string) (*control.Controller, error) {
+	policy, err := cfg.Compaction.Policy()
+	if err != nil {
+		return nil, fmt.Errorf("invalid [compaction] configuration: %w", err)
+	}
+	var policies []compaction.Config
+	if cfg.Compaction.Enabled {
+		policies = append(policies, policy)
+	}
 	sm, err := session.NewManager()
 	if err != nil {
 		return nil, err
 	}
-	w, err := newWorker(ctx, cfg, differ)
+	common := workerCommon{compaction: policies}
+	if common.traceSocket, err = serveTraces(cfg.OTEL.SocketPath); err != nil {
+		return nil, err
+	}
+	if common.cdi, err = cdiManager(cfg.CDI); err != nil {
+		return nil, err
+	}
+	wc, err := newWorkerController(ctx, cfg, differ, common)
 	if err != nil {
 		return nil, err
 	}
-	wc := &worker.Controller{}
-	if err := wc.Add(w); err != nil {
+	w, err := wc.GetDefault()
+	if err != nil {
 		return nil, err
 	}
 	frontends := map[string]frontend.Frontend{}
@@ -146,11 +178,19 @@ func newController(ctx context.Context, cfg *config.Config, differ string) (*con
 		}
 		frontends["gateway.v0"] = gw
 	}
-	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(cfg.Root, "cache.db"))
+	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(cfg.Root, "cache.db"), policies...)
 	if err != nil {
 		return nil, err
 	}
-	historyDB, err := boltutil.SafeOpen(filepath.Join(cfg.Root, "history.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	historyDB, err := boltutil.SafeOpen(filepath.Join(cfg.Root, "history.db"), 0o600,
+		&bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true}, policies...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CDI.Disabled == nil || !*cfg.CDI.Disabled {
+		cfg.Entitlements = append(cfg.Entitlements, "device")
+	}
+	provenanceEnv, err := loadProvenanceEnv(cfg.ProvenanceEnvDir)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +214,7 @@ func newController(ctx context.Context, cfg *config.Config, differ string) (*con
 		ProxyNetwork:   cfg.ProxyNetwork,
 		GarbageCollect: w.GarbageCollect,
 		GracefulStop:   ctx.Done(),
+		ProvenanceEnv:  provenanceEnv,
 		// Traces clients send are kept in memory for the build history, as
 		// buildkitd does.
 		TraceCollector: detect.Recorder,
@@ -181,34 +222,17 @@ func newController(ctx context.Context, cfg *config.Config, differ string) (*con
 }
 
 // listen opens the gRPC listeners: unix sockets (owned by the configured
-// uid/gid) and plain tcp.
+// uid/gid), tcp (with TLS when [grpc.tls] or --tlscert/--tlskey are set,
+// client certificates required with a CA) and fd:// (systemd socket
+// activation).
 func listen(g config.GRPCConfig) ([]net.Listener, error) {
-	uid, gid := os.Getuid(), os.Getgid()
-	if g.UID != nil {
-		uid = *g.UID
-	}
-	if g.GID != nil {
-		gid = *g.GID
-	}
-	if g.TLS.Cert != "" || g.TLS.Key != "" {
-		return nil, errors.New("TLS listeners are not supported by lade-buildkitd: listen on a unix socket")
+	tlsConfig, err := serverTLS(g.TLS)
+	if err != nil {
+		return nil, err
 	}
 	var out []net.Listener
 	for _, addr := range g.Address {
-		proto, path, ok := strings.Cut(addr, "://")
-		var l net.Listener
-		var err error
-		switch {
-		case !ok:
-			err = fmt.Errorf("address %s has no protocol: did you mean unix://%s?", addr, addr)
-		case proto == "unix":
-			l, err = sys.GetLocalListener(path, uid, gid)
-		case proto == "tcp":
-			bklog.L.Warnf("listening on %s without TLS", addr)
-			l, err = net.Listen("tcp", path)
-		default:
-			err = fmt.Errorf("address %s: only unix:// and tcp:// are supported", addr)
-		}
+		l, err := listenOn(addr, *g.UID, *g.GID, tlsConfig)
 		if err != nil {
 			for _, o := range out {
 				_ = o.Close()
@@ -218,6 +242,34 @@ func listen(g config.GRPCConfig) ([]net.Listener, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// listenOn opens one listening address.
+func listenOn(addr string, uid, gid int, tlsConfig *tls.Config) (net.Listener, error) {
+	proto, path, ok := strings.Cut(addr, "://")
+	if !ok {
+		return nil, fmt.Errorf("address %s does not contain proto, you meant unix://%s ?", addr, addr)
+	}
+	switch proto {
+	case "unix":
+		if tlsConfig != nil {
+			bklog.L.Warnf("TLS is disabled for %s", addr)
+		}
+		return sys.GetLocalListener(path, uid, gid)
+	case "tcp":
+		l, err := net.Listen("tcp", path)
+		if err != nil {
+			return nil, err
+		}
+		if tlsConfig == nil {
+			bklog.L.Warnf("TLS is not enabled for %s. enabling mutual TLS authentication is highly recommended", addr)
+			return l, nil
+		}
+		return tls.NewListener(l, tlsConfig), nil
+	case "fd":
+		return activatedListener(path, tlsConfig)
+	}
+	return nil, fmt.Errorf("address %s: use unix://, tcp:// or fd://", addr)
 }
 
 // groupID resolves a group name or number.

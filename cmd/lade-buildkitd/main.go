@@ -1,12 +1,12 @@
 // Package main is the lade-buildkitd command, a buildkitd-compatible build
-// daemon whose image, oci and docker exporters are lade's. It runs one OCI worker (runc,
-// with the overlayfs or native snapshotter), the built-in Dockerfile
-// frontend and the gateway frontend, and serves BuildKit's API, so the
+// daemon whose image, oci and docker exporters are lade's. It runs the OCI
+// worker (runc) and/or the containerd worker, selected as buildkitd selects
+// them, the built-in Dockerfile frontend and the gateway frontend, and serves BuildKit's API, so the
 // stock buildctl, buildx's remote driver and any BuildKit client use it
 // unchanged: `buildctl --addr unix:///run/buildkit/buildkitd.sock build ...`.
 //
-// Flags and the TOML config file (--config, default
-// /etc/buildkit/buildkitd.toml) are buildkitd's where they apply.
+// Flags, environment variables and the TOML config file (--config, default
+// /etc/buildkit/buildkitd.toml) are buildkitd's.
 package main
 
 import (
@@ -17,9 +17,10 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/util/apicaps"
-	"github.com/moby/buildkit/util/appdefaults"
 	"github.com/moby/buildkit/util/bklog"
+	"github.com/moby/buildkit/util/profiler"
 	"github.com/moby/buildkit/util/stack"
 	"github.com/moby/buildkit/util/tracing/detect"
 	"github.com/moby/buildkit/version"
@@ -47,45 +48,38 @@ func main() {
 
 // newApp returns the command line of the daemon.
 func newApp() *cli.Command {
-	return &cli.Command{
+	app := &cli.Command{
 		Name:                      "lade-buildkitd",
 		Usage:                     "BuildKit daemon with lade's image exporters",
 		Version:                   versionString(),
 		DisableSliceFlagSeparator: true,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "path to config `FILE` (buildkitd.toml)", Value: appdefaults.ConfigDir + "/buildkitd.toml", Sources: cli.EnvVars("BUILDKITD_CONFIG")},
-			&cli.BoolFlag{Name: "debug", Usage: "enable debug output in logs"},
-			&cli.StringFlag{Name: "log-level", Usage: "log level: error, warn, info, debug or trace", Value: "info", Sources: cli.EnvVars("BUILDKITD_LOG_LEVEL")},
-			&cli.StringFlag{Name: "root", Usage: "path to state `DIR`", Value: appdefaults.Root},
-			&cli.StringSliceFlag{Name: "addr", Usage: "listening `ADDRESS` (unix:///path or tcp://host:port), repeatable", Value: []string{appdefaults.Address}},
-			&cli.StringFlag{Name: "group", Usage: "group (name or gid) owning the unix sockets"},
-			&cli.StringFlag{Name: "oci-worker", Usage: "enable oci workers (true/false/auto)", Value: "auto"},
-			&cli.StringFlag{Name: "containerd-worker", Usage: "enable containerd workers (true/false/auto)", Value: "auto"},
-			&cli.StringFlag{Name: "oci-worker-snapshotter", Usage: "snapshotter: auto, overlayfs or native", Value: "auto"},
-			&cli.StringFlag{Name: "oci-worker-binary", Usage: "name or path of the OCI runtime binary", Value: "runc"},
-			&cli.StringSliceFlag{Name: "oci-worker-platform", Usage: "platforms the worker builds for (default: the host's and its emulators')"},
-			&cli.StringFlag{Name: "oci-worker-net", Usage: "network mode of RUN steps: auto, cni or host", Value: "auto"},
-			&cli.StringSliceFlag{Name: "oci-worker-labels", Usage: "worker labels `KEY=VALUE`"},
-			&cli.BoolFlag{Name: "oci-worker-gc", Usage: "garbage-collect the build cache", Value: true},
-			&cli.IntFlag{Name: "oci-max-parallelism", Usage: "maximum parallel build steps (0: unlimited)"},
-			&cli.StringSliceFlag{Name: "allow-insecure-entitlement", Usage: "allow an insecure entitlement: network.host, security.insecure or device"},
-			&cli.StringFlag{Name: "differ", Usage: "layer differ: lade (parallel read-ahead, the same tars) or buildkit (BuildKit's overlay and walking differs)", Value: differLade, Sources: cli.EnvVars("LADE_DIFFER")},
-			&cli.StringFlag{Name: "debugaddr", Usage: "serve Go profiles (/debug/pprof/) on `ADDRESS` (host:port, tcp://host:port or unix:///path)", Sources: cli.EnvVars("BUILDKITD_DEBUGADDR")},
-		},
-		Action: run,
+		Flags:                     daemonFlags(),
+		Action:                    run,
 	}
+	// buildkitd's hidden --profile-* flags (Go profiles written to files).
+	profiler.Attach(app)
+	return app
 }
 
 // run starts the daemon and serves until ctx ends.
 func run(ctx context.Context, c *cli.Command) error {
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("lade-buildkitd runs as root (the OCI worker mounts snapshots and runs runc)")
+	if os.Geteuid() > 0 {
+		return errRootlessNeedsUserNS
 	}
-	cfg, err := loadConfig(c)
+	cfg, warnings, err := loadConfig(c)
 	if err != nil {
 		return err
 	}
-	if err := setupLogging(cfg.Log.Level); err != nil {
+	if err := setupLogging(cfg.Log); err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		bklog.L.Warn(w)
+	}
+	if err := applySystemConfig(cfg.System); err != nil {
+		return err
+	}
+	if err := prepareRoot(&cfg); err != nil {
 		return err
 	}
 	if cfg.GRPC.DebugAddress != "" {
@@ -95,7 +89,7 @@ func run(ctx context.Context, c *cli.Command) error {
 		}
 		defer stop()
 	}
-	d, err := newDaemon(ctx, cfg, c.String("differ"))
+	d, err := newDaemon(ctx, cfg, c.String("differ"), c.Bool("save-cache-debug"))
 	if err != nil {
 		return err
 	}
@@ -103,15 +97,23 @@ func run(ctx context.Context, c *cli.Command) error {
 	return d.serve(ctx)
 }
 
-// setupLogging sets logrus's level and format.
-func setupLogging(level string) error {
-	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+// setupLogging sets logrus's format ([log] format, --log-format) and level.
+func setupLogging(lc config.LogConfig) error {
+	switch lc.Format {
+	case "json":
+		logrus.SetFormatter(&logrus.JSONFormatter{})
+	case "text", "":
+		logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	default:
+		return fmt.Errorf("unsupported log type %q: use --log-format text or json", lc.Format)
+	}
+	level := lc.Level
 	if level == "" {
 		level = "info"
 	}
 	l, err := logrus.ParseLevel(level)
 	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return fmt.Errorf("unsupported log level: %w", err)
 	}
 	logrus.SetLevel(l)
 	bklog.L.Logger.SetLevel(l)

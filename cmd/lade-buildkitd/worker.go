@@ -2,22 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
+	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
+	snproxy "github.com/containerd/containerd/v2/core/snapshots/proxy"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/dialer"
 	"github.com/containerd/containerd/v2/plugins/diff/walking"
 	"github.com/containerd/containerd/v2/plugins/snapshots/native"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay/overlayutils"
+	fuseoverlayfs "github.com/containerd/fuse-overlayfs-snapshotter/v2"
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/buildkit"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/executor/oci"
 	dockerfileversion "github.com/moby/buildkit/frontend/dockerfile/version"
-	"github.com/moby/buildkit/util/appdefaults"
 	"github.com/moby/buildkit/util/archutil"
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/disk"
@@ -28,37 +35,52 @@ import (
 	"github.com/moby/buildkit/version"
 	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/runc"
+	"github.com/moby/sys/user"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
-// newWorker creates the OCI worker (runc) and wraps it so that its image,
-// oci and docker exporters are lade's.
-func newWorker(ctx context.Context, cfg *config.Config, differ string) (*buildkit.Worker, error) {
-	oc := cfg.Workers.OCI
-	sn, err := snapshotterFactory(cfg.Root, oc.Snapshotter)
+// newOCIWorker creates the OCI worker (runc) from [worker.oci] and wraps
+// it so that its image, oci and docker exporters are lade's. cdi and
+// traceSocket are the daemon's device manager and trace socket.
+func newOCIWorker(ctx context.Context, cfg *config.Config, differ string, common workerCommon) (*buildkit.Worker, error) {
+	oc := &cfg.Workers.OCI
+	idmap, err := identityMapping(oc.UserRemapUnsupported)
 	if err != nil {
 		return nil, err
 	}
-	nc := networkConfig(oc.NetworkConfig)
-	nopt := netproviders.Opt{Mode: nc.Mode, CNI: cniprovider.Opt{
-		Root: cfg.Root, ConfigPath: nc.CNIConfigPath, BinaryDir: nc.CNIBinaryPath,
-		PoolSize: nc.CNIPoolSize, BridgeName: nc.BridgeName, BridgeSubnet: nc.BridgeSubnet,
-	}}
-	var sem *semaphore.Weighted
-	if oc.MaxParallelism > 0 {
-		sem = semaphore.NewWeighted(int64(oc.MaxParallelism))
+	sn, err := snapshotterFactory(cfg.Root, oc.Snapshotter, oc.ProxySnapshotterPath)
+	if err != nil {
+		return nil, err
 	}
-	opt, err := runc.NewWorkerOpt(cfg.Root, sn, false, oci.ProcessSandbox, oc.Labels, nil, nopt, dnsConfig(cfg.DNS),
-		oc.Binary, oc.ApparmorProfile, oc.SELinux, sem, "", oc.DefaultCgroupParent, nil)
+	if oc.Rootless {
+		bklog.L.Debugf("running in rootless mode")
+		if oc.Mode == "auto" {
+			oc.Mode = "host"
+		}
+	}
+	processMode := oci.ProcessSandbox
+	if oc.NoProcessSandbox {
+		bklog.L.Warn("NoProcessSandbox is enabled: build containers share the daemon's PID namespace and can kill (and potentially ptrace) any process in it; enable it only when the daemon runs in a container as an unprivileged user")
+		if !oc.Rootless {
+			return nil, errors.New("can't enable NoProcessSandbox without Rootless: add --rootless (or --oci-worker-rootless) under rootlesskit")
+		}
+		processMode = oci.NoProcessSandbox
+	}
+	nopt := netproviders.Opt{Mode: oc.Mode, CNI: cniprovider.Opt{
+		Root: cfg.Root, ConfigPath: oc.CNIConfigPath, BinaryDir: oc.CNIBinaryPath,
+		PoolSize: oc.CNIPoolSize, BridgeName: oc.BridgeName, BridgeSubnet: oc.BridgeSubnet,
+	}}
+	opt, err := runc.NewWorkerOpt(cfg.Root, sn, oc.Rootless, processMode, oc.Labels, idmap, nopt, dnsConfig(cfg.DNS),
+		oc.Binary, oc.ApparmorProfile, oc.SELinux, parallelism(oc.MaxParallelism), common.traceSocket, oc.DefaultCgroupParent, common.cdi, common.compaction...)
 	if err != nil {
 		return nil, err
 	}
 	opt.GCPolicy = gcPolicy(oc.GCConfig, cfg.Root)
-	opt.BuildkitVersion = client.BuildkitVersion{
-		Package: version.Package, Version: version.Version, Revision: version.Revision,
-		DockerfileVersion: dockerfileversion.Version(),
-	}
+	opt.BuildkitVersion = buildkitVersion()
 	opt.RegistryHosts = resolver.NewRegistryConfig(cfg.Registries)
 	if opt.Platforms, err = workerPlatforms(oc.Platforms); err != nil {
 		return nil, err
@@ -72,6 +94,39 @@ func newWorker(ctx context.Context, cfg *config.Config, differ string) (*buildki
 	}
 	bklog.L.Infof("OCI worker %s: snapshotter %s, platforms %v, %s differ, exporters image/oci/docker by lade", w.ID(), sn.Name, formatPlatforms(opt.Platforms), differ)
 	return buildkit.NewWorker(w), nil
+}
+
+// parallelism is the semaphore of a worker's max-parallelism (nil: no limit).
+func parallelism(n int) *semaphore.Weighted {
+	if n <= 0 {
+		return nil
+	}
+	return semaphore.NewWeighted(int64(n))
+}
+
+// buildkitVersion is the version the workers report to clients.
+func buildkitVersion() client.BuildkitVersion {
+	return client.BuildkitVersion{
+		Package: version.Package, Version: version.Version, Revision: version.Revision,
+		DockerfileVersion: dockerfileversion.Version(),
+	}
+}
+
+// identityMapping loads the subuid/subgid ranges of a user named in
+// userRemapUnsupported ("user[:group]"), as buildkitd does.
+func identityMapping(spec string) (*user.IdentityMapping, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	parts := strings.SplitN(spec, ":", 3)
+	if len(parts) > 2 {
+		return nil, fmt.Errorf("invalid userns remap specification in %q: use USER[:GROUP]", spec)
+	}
+	m, err := user.LoadIdentityMapping(parts[0])
+	if err != nil {
+		return nil, fmt.Errorf("failed to create ID mappings for %s: %w", parts[0], err)
+	}
+	return &m, nil
 }
 
 // The layer differs --differ chooses from.
@@ -114,16 +169,15 @@ func useDiffer(name string, opt *base.WorkerOpt) error {
 	return nil
 }
 
-// snapshotterFactory returns the overlayfs or native snapshotter; auto picks
-// overlayfs when the root's file system supports it.
-func snapshotterFactory(root, name string) (runc.SnapshotterFactory, error) {
+// snapshotterFactory returns the snapshotter named (auto picks overlayfs,
+// then fuse-overlayfs, then native, by what the root's file system
+// supports), or a proxy to the snapshotter serving proxyPath.
+func snapshotterFactory(root, name, proxyPath string) (runc.SnapshotterFactory, error) {
+	if proxyPath != "" {
+		return proxySnapshotter(name, proxyPath)
+	}
 	if name == "auto" || name == "" {
-		name = "native"
-		if err := overlayutils.Supported(root); err == nil {
-			name = "overlayfs"
-		} else {
-			bklog.L.Infof("overlayfs is not supported on %s (%v): using the native snapshotter", root, err)
-		}
+		name = autoSnapshotter(root)
 	}
 	f := runc.SnapshotterFactory{Name: name}
 	switch name {
@@ -131,32 +185,52 @@ func snapshotterFactory(root, name string) (runc.SnapshotterFactory, error) {
 		f.New = func(root string) (ctdsnapshot.Snapshotter, error) {
 			return overlay.NewSnapshotter(root, overlay.AsynchronousRemove)
 		}
+	case "fuse-overlayfs":
+		f.New = func(root string) (ctdsnapshot.Snapshotter, error) { return fuseoverlayfs.NewSnapshotter(root) }
 	case "native":
 		f.New = native.NewSnapshotter
+	case "stargz":
+		return f, errors.New("the stargz snapshotter is not built into lade-buildkitd: run containerd's stargz-snapshotter and point --oci-worker-proxy-snapshotter-path at its socket")
 	default:
-		return f, fmt.Errorf("unknown snapshotter %q: use auto, overlayfs or native", name)
+		return f, fmt.Errorf("unknown snapshotter name: %q: use auto, overlayfs, fuse-overlayfs or native", name)
 	}
 	return f, nil
 }
 
-// networkConfig fills buildkitd's network defaults.
-func networkConfig(nc config.NetworkConfig) config.NetworkConfig {
-	if nc.Mode == "" {
-		nc.Mode = "auto"
+// autoSnapshotter picks the snapshotter the root's file system supports.
+func autoSnapshotter(root string) string {
+	name := "native"
+	if err := overlayutils.Supported(root); err == nil {
+		name = "overlayfs"
+	} else if err2 := fuseoverlayfs.Supported(root); err2 == nil {
+		name = "fuse-overlayfs"
+	} else {
+		bklog.L.Debugf("auto snapshotter: neither overlayfs (%v) nor fuse-overlayfs (%v) works on %s", err, err2, root)
 	}
-	if nc.CNIConfigPath == "" {
-		nc.CNIConfigPath = appdefaults.DefaultCNIConfigPath
+	bklog.L.Infof("auto snapshotter: using %s", name)
+	return name
+}
+
+// proxySnapshotter connects to an external snapshotter's socket.
+func proxySnapshotter(name, path string) (runc.SnapshotterFactory, error) {
+	f := runc.SnapshotterFactory{Name: name}
+	if _, err := os.Stat(path); err != nil {
+		return f, fmt.Errorf("snapshotter doesn't exist on %q (do not include the 'unix://' prefix): %w", path, err)
 	}
-	if nc.CNIBinaryPath == "" {
-		nc.CNIBinaryPath = appdefaults.DefaultCNIBinDir
+	f.New = func(string) (ctdsnapshot.Snapshotter, error) {
+		bo := backoff.DefaultConfig
+		bo.MaxDelay = 3 * time.Second
+		conn, err := grpc.NewClient(dialer.DialAddress(path),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo}),
+			grpc.WithContextDialer(dialer.ContextDialer),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(defaults.DefaultMaxRecvMsgSize), grpc.MaxCallSendMsgSize(defaults.DefaultMaxSendMsgSize)))
+		if err != nil {
+			return nil, fmt.Errorf("failed to dial snapshotter %q: %w", path, err)
+		}
+		return snproxy.NewSnapshotter(snapshotsapi.NewSnapshotsClient(conn), name), nil
 	}
-	if nc.BridgeName == "" {
-		nc.BridgeName = appdefaults.BridgeName
-	}
-	if nc.BridgeSubnet == "" {
-		nc.BridgeSubnet = appdefaults.BridgeSubnet
-	}
-	return nc
+	return f, nil
 }
 
 // dnsConfig converts the config's DNS section.
