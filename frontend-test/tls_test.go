@@ -49,7 +49,8 @@ func makeTLS(t *testing.T) tlsFiles {
 // TestTLS: a tcp listener with --tlscert/--tlskey/--tlscacert serves
 // buildctl presenting a client certificate the CA signed, as stock
 // buildkitd; buildctl without a client certificate, or in plaintext, is
-// refused, and the unix socket of the same daemon stays plain.
+// refused, and the unix socket of the same daemon stays plain; buildx's
+// remote driver with cacert, cert and key driver options builds.
 func TestTLS(t *testing.T) {
 	f := makeTLS(t)
 	tcp := "tcp://" + freeTCPAddr(t)
@@ -80,6 +81,16 @@ func TestTLS(t *testing.T) {
 	if !strings.Contains(d.log.String(), "TLS is disabled for "+d.addr) {
 		t.Errorf("no warning that the unix socket is not TLS:\n%s", d.log.Tail(20))
 	}
+
+	// buildx's remote driver, as remote builders are set up.
+	testutil.RequireTool(t, "buildx")
+	buildx := buildxRunner(t)
+	buildx("create", "--name", "lade-tls", "--driver", "remote",
+		"--driver-opt", "cacert="+f.ca+",cert="+f.clientCert+",key="+f.clientKey, tcp)
+	checkBuildxInspect(t, buildx("inspect", "--bootstrap", "lade-tls"))
+	out = buildx("--builder", "lade-tls", "build", "--progress", "plain", "--provenance=false",
+		"--output", "type=oci,dest="+filepath.Join(t.TempDir(), "x.tar"), ctx)
+	mustContain(t, "buildx build over TLS", out, "exporting to oci image format (lade)")
 }
 
 // TestTLSConfigErrors: TLS settings buildkitd refuses are refused at start
