@@ -110,7 +110,12 @@ func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuil
 			return exporter.Result{}, err
 		}
 		maps[n] = newLayerMap(empty, opts.KeepEmptyLayers)
-		cfg, err := fillHistoryCreated(pp.config, pp.metas)
+		cfg := pp.config
+		if len(cfg) == 0 {
+			// BuildKit's default config, with the history it makes.
+			cfg = exporter.DefaultConfig(pp.platform)
+		}
+		cfg, err = fillHistoryCreated(cfg, pp.metas)
 		if err != nil {
 			return exporter.Result{}, err
 		}

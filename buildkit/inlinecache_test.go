@@ -139,6 +139,31 @@ func TestFillHistoryCreated(t *testing.T) {
 		t.Errorf("image created %v, want the last history time %v", got.Created, t2)
 	}
 	if same, _ := fillHistoryCreated([]byte(`{"os":"linux"}`), nil); string(same) != `{"os":"linux"}` {
-		t.Errorf("config without history changed: %s", same)
+		t.Errorf("config without history or layers changed: %s", same)
+	}
+}
+
+// TestFillHistoryCreatedNoHistory checks a config without history (the
+// frontend gave none): BuildKit's history, one entry per layer at its
+// ref's time, and the image created at the last layer's time (its
+// TestSourceDateEpochReset).
+func TestFillHistoryCreatedNoHistory(t *testing.T) {
+	t1, t2 := time.Unix(100, 0).UTC(), time.Unix(200, 0).UTC()
+	out, err := fillHistoryCreated([]byte(`{"os":"linux"}`), []layerMeta{{description: "a", createdAt: t1}, {description: "b", createdAt: t2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Created *time.Time
+		History []ocispecs.History
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.History) != 2 || got.History[1].CreatedBy != "b" || got.History[1].Comment != synthesizedComment || !got.History[0].Created.Equal(t1) {
+		t.Errorf("history %+v", got.History)
+	}
+	if got.Created == nil || !got.Created.Equal(t2) {
+		t.Errorf("image created %v, want the last layer's time %v", got.Created, t2)
 	}
 }

@@ -213,21 +213,30 @@ func mergeFlat(m, kv map[string]string) map[string]string {
 	return m
 }
 
+// synthesizedComment marks the history entries BuildKit makes for layers
+// the config has none for.
+const synthesizedComment = "buildkit.exporter.image.v0"
+
 // fillHistoryCreated sets the missing created times of the config's
 // history as BuildKit does: a layer's entry gets its ref's creation time,
 // the other entries a neighbour's time; a config without created gets the
-// last history time.
+// last history time. A config without history gets the history BuildKit
+// makes from the refs: one entry per layer at its ref's creation time.
 // lade's ImageWriter would otherwise use the image's time for all of them.
 func fillHistoryCreated(config []byte, metas []layerMeta) ([]byte, error) {
 	if len(config) == 0 {
 		return config, nil
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(config, &m); err != nil || m == nil || m["history"] == nil {
+	if err := json.Unmarshal(config, &m); err != nil || m == nil {
 		return config, nil // lade's ImageWriter reports a bad config
 	}
 	var h []ocispecs.History
-	if err := json.Unmarshal(m["history"], &h); err != nil {
+	if m["history"] == nil {
+		for _, l := range metas {
+			h = append(h, ocispecs.History{CreatedBy: l.description, Comment: synthesizedComment})
+		}
+	} else if err := json.Unmarshal(m["history"], &h); err != nil {
 		return config, nil
 	}
 	changed := fillLayerTimes(h, metas)
