@@ -43,6 +43,9 @@ func (i *instance) attestationManifest(ctx context.Context, sid string, pp *plat
 	if err != nil {
 		return ocispecs.Descriptor{}, err
 	}
+	if err := supplementSBOMs(ctx, sg, pp.ref, pp.layerDigests, atts); err != nil {
+		return ocispecs.Descriptor{}, err
+	}
 	var subjects []intoto.Subject
 	for _, name := range names {
 		if name == "" || strings.Contains(name, "@") {

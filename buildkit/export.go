@@ -191,6 +191,9 @@ func (i *instance) attach(ctx context.Context, p *plan, res exporter.Result, sid
 		if len(pp.atts) == 0 {
 			continue
 		}
+		for _, l := range res.Platforms[n].Layers {
+			pp.layerDigests = append(pp.layerDigests, l.Digest)
+		}
 		d, err := i.attestationManifest(ctx, sid, pp, res.Platforms[n].Manifest, names, p, artifact)
 		if err != nil {
 			return ocispecs.Descriptor{}, fmt.Errorf("attestations of %s: %w", platforms.Format(pp.platform), err)

@@ -52,6 +52,9 @@ type platformPlan struct {
 	// Filled by exportLayers.
 	remote *solver.Remote
 	metas  []layerMeta
+	// layerDigests are the image's layer blobs, one per layer of ref's
+	// chain (dropped ones included); filled by attach.
+	layerDigests []digest.Digest
 }
 
 // newPlan reads BuildKit's source for this instance.
