@@ -40,8 +40,9 @@ func ParsePlatform(s string) (ocispec.Platform, error) {
 	return p, nil
 }
 
-// defaultConfig returns the config used when a platform has none.
-func defaultConfig(p ocispec.Platform) []byte {
+// DefaultConfig returns the config used when a platform has none: WorkingDir
+// "/" and, except on Windows, BuildKit's default PATH.
+func DefaultConfig(p ocispec.Platform) []byte {
 	img := ocispec.Image{
 		Platform: ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant},
 		Config:   ocispec.ImageConfig{WorkingDir: "/"},

@@ -119,7 +119,7 @@ func (w *ImageWriter) prepare(src Source) ([]*platformJob, error) {
 		seen[key] = true
 		raw := ps.Config
 		if raw == nil {
-			raw = defaultConfig(p)
+			raw = DefaultConfig(p)
 		}
 		cfg, err := parseConfig(raw)
 		if err != nil {

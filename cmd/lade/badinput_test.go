@@ -52,6 +52,10 @@ func TestBadInputs(t *testing.T) {
 		{"surplus history", []string{"--config", p("surplus.json"), "-o", oci, l1, l2}, "config history has 3 non-empty entries but the image has 2 layers"},
 		{"unknown base", []string{"--base", "nope:1", "-o", oci, l1}, "not found"},
 		{"unknown flag", []string{"--bogus", l1}, "flag provided but not defined: -bogus"},
+		{"env without =", []string{"--env", "A B", "-o", oci, l1}, `--env: change "ENV \"A B\"": "A B": use KEY=VALUE`},
+		{"label without key", []string{"--label", "=v", "-o", oci, l1}, `"=v": use KEY=VALUE`},
+		{"bad port", []string{"--expose", "http", "-o", oci, l1}, `--expose: change "EXPOSE http": port "http"`},
+		{"bad exec form", []string{"--cmd", `["/app"`, "-o", oci, l1}, `--cmd: ["/app" is not a JSON array of strings`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.t = t

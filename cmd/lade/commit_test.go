@@ -254,14 +254,10 @@ func commitBusybox(t *testing.T, c *runner, name string, extra ...string) {
 // would to edit it.
 func commitUnpack(t *testing.T, c *runner, name string) string {
 	t.Helper()
-	ctx := context.Background()
-	s, err := image.Open(ctx, c.root)
-	must(t, err)
-	defer s.Close()
-	img, err := s.GetImage(ctx, name)
-	must(t, err)
 	dir := filepath.Join(t.TempDir(), "rootfs")
-	must(t, unpack.Unpack(ctx, s.Content(), img.Target, dir, unpack.Options{}))
+	withStoredImage(t, c, name, func(ctx context.Context, s *image.Store, target ocispec.Descriptor) {
+		must(t, unpack.Unpack(ctx, s.Content(), target, dir, unpack.Options{}))
+	})
 	return dir
 }
 

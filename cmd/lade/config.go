@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/lade-build/lade/exporter/commit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -16,53 +16,81 @@ import (
 // buildah config.
 var configFlags = []cli.Flag{
 	&cli.StringFlag{Name: "config", Usage: "image config JSON `FILE` (OCI image config) to start from"},
-	&cli.StringSliceFlag{Name: "env", Usage: "set an environment variable `KEY=VALUE`"},
-	&cli.StringFlag{Name: "entrypoint", Usage: "entrypoint as a JSON array or a shell `CMD` (run with /bin/sh -c)"},
-	&cli.StringFlag{Name: "cmd", Usage: "default command as a JSON array or a shell `CMD`"},
-	&cli.StringFlag{Name: "workdir", Usage: "working `DIR`"},
+	&cli.StringSliceFlag{Name: "env", Usage: "set an environment variable `KEY=VALUE` (taken as it is; replaces the key in place)"},
+	&cli.StringFlag{Name: "entrypoint", Usage: "entrypoint as a JSON array or a shell `CMD` (run with the config's Shell, or /bin/sh -c); as Dockerfile ENTRYPOINT, drops an inherited command unless --cmd is given"},
+	&cli.StringFlag{Name: "cmd", Usage: "default command as a JSON array or a shell `CMD` (\"\" removes it)"},
+	&cli.StringFlag{Name: "workdir", Usage: "working `DIR` (a relative one is under the base's)"},
 	&cli.StringFlag{Name: "user", Usage: "`USER`[:GROUP] to run as"},
 	&cli.StringSliceFlag{Name: "label", Usage: "set a label `KEY=VALUE`"},
-	&cli.StringSliceFlag{Name: "expose", Usage: "expose a `PORT`[/PROTO]"},
+	&cli.StringSliceFlag{Name: "expose", Usage: "expose a `PORT`[-PORT][/tcp|udp|sctp]"},
 	&cli.StringFlag{Name: "author", Usage: "image author `NAME`"},
 	&cli.StringFlag{Name: "created-by", Usage: "history created_by of the new layers (default: their paths)"},
 	&cli.StringFlag{Name: "history-comment", Usage: "history comment of the new layers"},
 }
 
-// configEdits is what the config flags ask for.
+// configEdits is what the config flags ask for: changes the library
+// applies to the config (commit.ApplyChanges, the one config-edit path)
+// and the history fields of the new layers.
 type configEdits struct {
-	env, labels, expose               []string
-	entrypoint, cmd, workdir, user    string
+	list                              []commit.Change
 	author, createdBy, historyComment string
-	set                               map[string]bool
 }
 
-// readConfigEdits collects the config flags of c.
-func readConfigEdits(c *cli.Command) configEdits {
-	e := configEdits{
-		env: c.StringSlice("env"), labels: c.StringSlice("label"), expose: c.StringSlice("expose"),
-		entrypoint: c.String("entrypoint"), cmd: c.String("cmd"), workdir: c.String("workdir"),
-		user: c.String("user"), author: c.String("author"), createdBy: c.String("created-by"),
-		historyComment: c.String("history-comment"), set: map[string]bool{},
+// readConfigEdits collects the config flags of c as changes, in the order
+// that keeps a --cmd given with --entrypoint, and checks each on an empty
+// config so a bad flag fails before any work. --env and --label values are
+// taken as they are: no quoting rules, no variable expansion.
+func readConfigEdits(c *cli.Command) (configEdits, error) {
+	e := configEdits{author: c.String("author"), createdBy: c.String("created-by"), historyComment: c.String("history-comment")}
+	for _, f := range []struct{ flag, instruction string }{
+		{"env", "ENV"}, {"label", "LABEL"}, {"expose", "EXPOSE"}, {"cmd", "CMD"}, {"entrypoint", "ENTRYPOINT"},
+		{"workdir", "WORKDIR"}, {"user", "USER"}, {"author", "MAINTAINER"},
+	} {
+		if !c.IsSet(f.flag) {
+			continue
+		}
+		var ch commit.Change
+		var err error
+		switch f.flag {
+		case "env", "label", "expose":
+			ch = commit.Literal(f.instruction, c.StringSlice(f.flag)...)
+		case "cmd", "entrypoint":
+			ch, err = commandChange(f.instruction, c.String(f.flag))
+		default:
+			ch = commit.Literal(f.instruction, c.String(f.flag))
+		}
+		if err == nil {
+			_, err = commit.ApplyChanges([]byte("{}"), []commit.Change{ch})
+		}
+		if err != nil {
+			return e, fmt.Errorf("--%s: %w", f.flag, err)
+		}
+		e.list = append(e.list, ch)
 	}
-	for _, n := range []string{"entrypoint", "cmd", "workdir", "user", "author"} {
-		e.set[n] = c.IsSet(n)
+	return e, nil
+}
+
+// commandChange makes the change of --cmd or --entrypoint: a JSON array is
+// the exec form, other text the shell form (the config's Shell, or
+// /bin/sh -c), and an empty value removes the field.
+func commandChange(instruction, s string) (commit.Change, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "[") {
+		if s == "" {
+			return commit.Literal(instruction), nil
+		}
+		return commit.Change{Instruction: instruction, Args: s}, nil
 	}
-	return e
+	var argv []string
+	if err := json.Unmarshal([]byte(s), &argv); err != nil {
+		return commit.Change{}, fmt.Errorf("%s is not a JSON array of strings: %w", s, err)
+	}
+	return commit.Literal(instruction, argv...), nil
 }
 
 // changes reports whether the edits change the image config itself (not
 // only the history of new layers).
-func (e configEdits) changes() bool {
-	if len(e.env) > 0 || len(e.labels) > 0 || len(e.expose) > 0 {
-		return true
-	}
-	for _, set := range e.set {
-		if set {
-			return true
-		}
-	}
-	return false
-}
+func (e configEdits) changes() bool { return len(e.list) > 0 }
 
 // loadConfigFile reads and checks an OCI image config file.
 func loadConfigFile(path string) ([]byte, error) {
@@ -77,99 +105,10 @@ func loadConfigFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// apply edits a config JSON (nil for an empty one) and returns the result.
-// Unknown fields of the config are kept.
+// apply applies the edits to a config JSON, keeping every field they do
+// not edit.
 func (e configEdits) apply(raw []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if raw == nil {
-		raw = []byte("{}")
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("image config is not a JSON object: %w", err)
-	}
-	var ic ocispec.ImageConfig
-	if v, ok := m["config"]; ok {
-		if err := json.Unmarshal(v, &ic); err != nil {
-			return nil, fmt.Errorf("image config \"config\": %w", err)
-		}
-	}
-	if err := e.edit(&ic); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(ic)
-	if err != nil {
-		return nil, err
-	}
-	m["config"] = b
-	if e.set["author"] {
-		m["author"], _ = json.Marshal(e.author)
-	}
-	return json.Marshal(m)
-}
-
-// edit applies the edits to an image config's "config" section.
-func (e configEdits) edit(ic *ocispec.ImageConfig) error {
-	for _, kv := range e.env {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--env %q: use KEY=VALUE", kv)
-		}
-		ic.Env = slices.DeleteFunc(ic.Env, func(s string) bool { return strings.HasPrefix(s, k+"=") })
-		ic.Env = append(ic.Env, kv)
-	}
-	for _, kv := range e.labels {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--label %q: use KEY=VALUE", kv)
-		}
-		if ic.Labels == nil {
-			ic.Labels = map[string]string{}
-		}
-		ic.Labels[k] = v
-	}
-	for _, p := range e.expose {
-		if !strings.Contains(p, "/") {
-			p += "/tcp"
-		}
-		if ic.ExposedPorts == nil {
-			ic.ExposedPorts = map[string]struct{}{}
-		}
-		ic.ExposedPorts[p] = struct{}{}
-	}
-	var err error
-	if e.set["entrypoint"] {
-		if ic.Entrypoint, err = parseCommand("--entrypoint", e.entrypoint); err != nil {
-			return err
-		}
-	}
-	if e.set["cmd"] {
-		if ic.Cmd, err = parseCommand("--cmd", e.cmd); err != nil {
-			return err
-		}
-	}
-	if e.set["workdir"] {
-		ic.WorkingDir = e.workdir
-	}
-	if e.set["user"] {
-		ic.User = e.user
-	}
-	return nil
-}
-
-// parseCommand takes a JSON array (exec form) or a string (shell form).
-func parseCommand(flag, s string) ([]string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, nil
-	}
-	if strings.HasPrefix(s, "[") {
-		var v []string
-		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			return nil, fmt.Errorf("%s %s: not a JSON array of strings: %w", flag, s, err)
-		}
-		return v, nil
-	}
-	return []string{"/bin/sh", "-c", s}, nil
+	return commit.ApplyChanges(raw, e.list)
 }
 
 // historyEntry is the history entry for a new layer.

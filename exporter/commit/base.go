@@ -130,13 +130,12 @@ func newConfig(b base, changes []Change, entry ocispec.History) (newConfigResult
 		return newConfigResult{}, err
 	}
 	res := newConfigResult{baseHistory: len(history)}
-	if entry.Author == "" {
+	if entry.Author != "" {
+		changes = append(changes[:len(changes):len(changes)], Literal("MAINTAINER", entry.Author))
+	} else {
 		entry.Author = img.Author
 	}
 	f := &jsonFields{raw: raw}
-	if entry.Author != "" {
-		f.set("author", entry.Author)
-	}
 	f.set("history", append(history, entry))
 	f.set("created", entry.Created)
 	p := img.Platform

@@ -12,16 +12,44 @@ import (
 // docker commit --change takes them (HEALTHCHECK excepted).
 var Instructions = []string{"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
 
-// Change is one Dockerfile instruction to apply to an image config.
+// Change is one edit of an image config: a Dockerfile instruction as
+// written (Args), or typed (Literal, Values) for callers that already hold
+// the values, such as command-line flags.
 type Change struct {
 	// Instruction is the upper-case instruction name, e.g. "ENV".
 	Instruction string
 	// Args is the rest of the line, as written.
 	Args string
+	// Literal means Values, not Args, are the arguments: taken as they
+	// are, without quoting rules or variable expansion (see Literal).
+	Literal bool
+	// Values are the arguments of a literal change.
+	Values []string
+}
+
+// Literal returns a typed change whose values are used as they are: ENV and
+// LABEL take KEY=VALUE values, EXPOSE ports, VOLUME paths, CMD and
+// ENTRYPOINT the exec-form argument list (none removes the field), USER,
+// WORKDIR, STOPSIGNAL and ONBUILD one value. MAINTAINER, which ParseChanges
+// does not take, sets the image's top-level "author" to its one value.
+func Literal(instruction string, values ...string) Change {
+	return Change{Instruction: instruction, Literal: true, Values: values}
 }
 
 // String renders the change as a Dockerfile line.
-func (c Change) String() string { return c.Instruction + " " + c.Args }
+func (c Change) String() string {
+	if !c.Literal {
+		return c.Instruction + " " + c.Args
+	}
+	parts := []string{c.Instruction}
+	for _, v := range c.Values {
+		if v == "" || strings.ContainsAny(v, " \t\n\"'\\$") {
+			v = strconv.Quote(v)
+		}
+		parts = append(parts, v)
+	}
+	return strings.Join(parts, " ")
+}
 
 // ParseChanges parses Dockerfile instructions, one per line (an entry may
 // hold several lines); blank lines and # comments are skipped. Every change
@@ -46,7 +74,7 @@ func ParseChanges(lines []string) ([]Change, error) {
 			out = append(out, c)
 		}
 	}
-	if _, err := applyChanges(map[string]json.RawMessage{}, out); err != nil {
+	if err := applyChanges(map[string]json.RawMessage{}, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -62,44 +90,56 @@ func known(name string) bool {
 }
 
 // ApplyChanges applies changes, in order, to the "config" object of an
-// image config JSON and returns the new config JSON. Fields it does not
-// touch, in "config" and outside, are kept as they are.
+// image config JSON (MAINTAINER to its "author") and returns the new config
+// JSON. Fields it does not touch, in "config" and outside, are kept as they
+// are; without changes the config is returned unchanged.
 func ApplyChanges(imageConfig []byte, changes []Change) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(imageConfig, &top); err != nil || top == nil {
 		return nil, fmt.Errorf("image config is not a JSON object: %v", err)
 	}
-	rc := map[string]json.RawMessage{}
-	if v, ok := top["config"]; ok && string(v) != "null" {
-		if err := json.Unmarshal(v, &rc); err != nil {
-			return nil, fmt.Errorf("image config \"config\" is not an object: %w", err)
-		}
+	if len(changes) == 0 {
+		return imageConfig, nil
 	}
-	rc, err := applyChanges(rc, changes)
-	if err != nil {
-		return nil, err
-	}
-	if top["config"], err = json.Marshal(rc); err != nil {
+	if err := applyChanges(top, changes); err != nil {
 		return nil, err
 	}
 	return json.Marshal(top)
 }
 
-// runConfig is the "config" object of an image config, edited field by
-// field so unknown fields survive.
-type runConfig struct {
-	raw    map[string]json.RawMessage
-	cmdSet bool
-}
-
-func applyChanges(raw map[string]json.RawMessage, changes []Change) (map[string]json.RawMessage, error) {
-	rc := &runConfig{raw: raw}
-	for _, c := range changes {
-		if err := rc.apply(c); err != nil {
-			return nil, fmt.Errorf("change %q: %w", c.String(), err)
+// applyChanges applies changes to the image config top, in place.
+func applyChanges(top map[string]json.RawMessage, changes []Change) error {
+	rc := &runConfig{raw: map[string]json.RawMessage{}, top: top}
+	if v, ok := top["config"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &rc.raw); err != nil {
+			return fmt.Errorf("image config \"config\" is not an object: %w", err)
 		}
 	}
-	return rc.raw, nil
+	edited := false
+	for _, c := range changes {
+		if err := rc.apply(c); err != nil {
+			return fmt.Errorf("change %q: %w", c.String(), err)
+		}
+		edited = edited || c.Instruction != "MAINTAINER"
+	}
+	if !edited {
+		return nil
+	}
+	b, err := json.Marshal(rc.raw)
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	top["config"] = b
+	return nil
+}
+
+// args returns the change's arguments split into words: its Values when
+// literal, else Args split (and expanded) by lx.
+func (c Change) args(lx lexer) ([]string, error) {
+	if c.Literal {
+		return c.Values, nil
+	}
+	return lx.words(c.Args)
 }
 
 // apply applies one change.
@@ -107,45 +147,79 @@ func (rc *runConfig) apply(c Change) error {
 	lx := lexer{env: envMap(rc.strings("Env")), expand: true}
 	switch c.Instruction {
 	case "CMD":
-		rc.set("Cmd", rc.command(c.Args))
+		rc.setCommand("Cmd", c)
 		rc.cmdSet = true
 	case "ENTRYPOINT":
-		rc.set("Entrypoint", rc.command(c.Args))
+		rc.setCommand("Entrypoint", c)
 		if !rc.cmdSet {
 			delete(rc.raw, "Cmd") // as docker: ENTRYPOINT resets an inherited CMD
 		}
 	case "ENV":
-		return rc.env(lx, c.Args)
+		return rc.env(lx, c)
 	case "LABEL":
-		return rc.labels(lx, c.Args)
+		return rc.labels(lx, c)
 	case "EXPOSE":
-		return rc.expose(lx, c.Args)
+		return rc.expose(lx, c)
 	case "VOLUME":
-		return rc.volume(lx, c.Args)
-	case "ONBUILD":
-		return rc.onbuild(c.Args)
-	default: // USER, WORKDIR, STOPSIGNAL: one word
-		words, err := lx.words(c.Args)
-		if err != nil {
-			return err
-		}
-		if len(words) != 1 {
-			return fmt.Errorf("%s takes one argument, got %d", c.Instruction, len(words))
-		}
-		switch c.Instruction {
-		case "USER":
-			rc.set("User", words[0])
-		case "STOPSIGNAL":
-			rc.set("StopSignal", words[0])
-		case "WORKDIR":
-			dir := words[0]
-			if !path.IsAbs(dir) {
-				dir = path.Join("/", rc.string("WorkingDir"), dir)
-			}
-			rc.set("WorkingDir", path.Clean(dir))
-		}
+		return rc.volume(lx, c)
+	case "ONBUILD", "USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER":
+		return rc.single(lx, c)
+	default:
+		return fmt.Errorf("%s is not an instruction commit applies: use one of %s", c.Instruction, strings.Join(Instructions, ", "))
 	}
 	return nil
+}
+
+// single applies an instruction taking one argument.
+func (rc *runConfig) single(lx lexer, c Change) error {
+	var words []string
+	var err error
+	switch {
+	case c.Literal:
+		words = c.Values
+	case c.Instruction == "ONBUILD" || c.Instruction == "MAINTAINER":
+		words = []string{c.Args} // the rest of the line
+	default:
+		words, err = lx.words(c.Args)
+	}
+	if err != nil {
+		return err
+	}
+	if len(words) != 1 {
+		return fmt.Errorf("%s takes one argument, got %d", c.Instruction, len(words))
+	}
+	switch c.Instruction {
+	case "ONBUILD":
+		return rc.onbuild(words[0])
+	case "MAINTAINER":
+		b, err := json.Marshal(words[0])
+		rc.top["author"] = b
+		return err
+	case "USER":
+		rc.set("User", words[0])
+	case "STOPSIGNAL":
+		rc.set("StopSignal", words[0])
+	case "WORKDIR":
+		dir := words[0]
+		if !path.IsAbs(dir) {
+			dir = path.Join("/", rc.string("WorkingDir"), dir)
+		}
+		rc.set("WorkingDir", path.Clean(dir))
+	}
+	return nil
+}
+
+// setCommand sets field k (Cmd or Entrypoint) from a CMD or ENTRYPOINT
+// change; a literal change without values removes it.
+func (rc *runConfig) setCommand(k string, c Change) {
+	switch {
+	case !c.Literal:
+		rc.set(k, rc.command(c.Args))
+	case len(c.Values) == 0:
+		delete(rc.raw, k)
+	default:
+		rc.set(k, c.Values)
+	}
 }
 
 // command parses the exec form (a JSON array) or the shell form, run with
@@ -164,16 +238,17 @@ func (rc *runConfig) command(args string) []string {
 	return append(shell, args)
 }
 
-// pairs parses KEY=VALUE words, or the legacy "KEY VALUE..." form.
-func pairs(lx lexer, args string) ([][2]string, error) {
-	words, err := lx.words(args)
+// pairs parses KEY=VALUE words, or (not literal) the legacy "KEY
+// VALUE..." form.
+func pairs(lx lexer, c Change) ([][2]string, error) {
+	words, err := c.args(lx)
 	if err != nil {
 		return nil, err
 	}
 	if len(words) == 0 {
 		return nil, fmt.Errorf("no KEY=VALUE given")
 	}
-	if !strings.Contains(words[0], "=") {
+	if !c.Literal && !strings.Contains(words[0], "=") {
 		if len(words) < 2 {
 			return nil, fmt.Errorf("%s has no value: use KEY=VALUE", words[0])
 		}
@@ -190,8 +265,8 @@ func pairs(lx lexer, args string) ([][2]string, error) {
 	return out, nil
 }
 
-func (rc *runConfig) env(lx lexer, args string) error {
-	kvs, err := pairs(lx, args)
+func (rc *runConfig) env(lx lexer, c Change) error {
+	kvs, err := pairs(lx, c)
 	if err != nil {
 		return err
 	}
@@ -212,8 +287,8 @@ func (rc *runConfig) env(lx lexer, args string) error {
 	return nil
 }
 
-func (rc *runConfig) labels(lx lexer, args string) error {
-	kvs, err := pairs(lx, args)
+func (rc *runConfig) labels(lx lexer, c Change) error {
+	kvs, err := pairs(lx, c)
 	if err != nil {
 		return err
 	}
@@ -226,8 +301,8 @@ func (rc *runConfig) labels(lx lexer, args string) error {
 	return nil
 }
 
-func (rc *runConfig) expose(lx lexer, args string) error {
-	words, err := lx.words(args)
+func (rc *runConfig) expose(lx lexer, c Change) error {
+	words, err := c.args(lx)
 	if err != nil {
 		return err
 	}
@@ -272,11 +347,11 @@ func portRange(w string) ([]string, error) {
 	return out, nil
 }
 
-func (rc *runConfig) volume(lx lexer, args string) error {
+func (rc *runConfig) volume(lx lexer, c Change) error {
 	var dirs []string
-	if !strings.HasPrefix(args, "[") || json.Unmarshal([]byte(args), &dirs) != nil {
+	if c.Literal || !strings.HasPrefix(c.Args, "[") || json.Unmarshal([]byte(c.Args), &dirs) != nil {
 		var err error
-		if dirs, err = lx.words(args); err != nil {
+		if dirs, err = c.args(lx); err != nil {
 			return err
 		}
 	}
@@ -302,29 +377,4 @@ func (rc *runConfig) onbuild(args string) error {
 	trigger := strings.TrimSpace(name + " " + strings.TrimSpace(rest))
 	rc.set("OnBuild", append(rc.strings("OnBuild"), trigger))
 	return nil
-}
-
-// get decodes field k into v, leaving v as it is when k is absent or null.
-func (rc *runConfig) get(k string, v any) {
-	if b, ok := rc.raw[k]; ok && string(b) != "null" {
-		_ = json.Unmarshal(b, v)
-	}
-}
-
-func (rc *runConfig) strings(k string) []string {
-	var v []string
-	rc.get(k, &v)
-	return v
-}
-
-func (rc *runConfig) string(k string) string {
-	var v string
-	rc.get(k, &v)
-	return v
-}
-
-// set encodes v into field k.
-func (rc *runConfig) set(k string, v any) {
-	b, _ := json.Marshal(v)
-	rc.raw[k] = b
 }

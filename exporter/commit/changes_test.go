@@ -69,6 +69,7 @@ func TestParseChangesErrors(t *testing.T) {
 	for _, tc := range []struct{ change, want string }{
 		{"RUN make", "RUN is not an instruction commit takes"},
 		{"HEALTHCHECK NONE", "HEALTHCHECK is not an instruction"},
+		{"MAINTAINER ada", "MAINTAINER is not an instruction commit takes"},
 		{"ENV", "ENV needs arguments"},
 		{"ENV A", "has no value"},
 		{"ENV =x", "use KEY=VALUE"},
@@ -104,4 +105,67 @@ func FuzzParseChanges(f *testing.F) {
 			t.Fatalf("ParseChanges accepted %q but ApplyChanges failed: %v", s, err)
 		}
 	})
+}
+
+// TestLiteralChanges checks typed changes: values are taken as they are
+// (spaces, "=", quotes and $ kept), ENV replaces a key in place as the
+// Dockerfile form does, CMD without values removes the field, MAINTAINER
+// sets the top-level author, and fields not edited are kept.
+func TestLiteralChanges(t *testing.T) {
+	base := `{"author":"old","x-top":1,"config":{"Env":["A=1","B=2"],"Cmd":["sh"],"Shell":["/bin/bash","-c"],"Healthcheck":{"Test":["NONE"]},"X-Inner":[true]}}`
+	env := `B=say "hi" x=y 'q' $HOME`
+	out, err := commit.ApplyChanges([]byte(base), []commit.Change{
+		commit.Literal("ENV", env, "C= spaced "),
+		commit.Literal("LABEL", `k=v "w"=x`),
+		commit.Literal("EXPOSE", "8080", "53/udp"),
+		commit.Literal("CMD"),
+		commit.Literal("WORKDIR", "rel dir"),
+		commit.Literal("USER", "a b"),
+		commit.Literal("MAINTAINER", "Ada <ada@example.com>"),
+		{Instruction: "ENTRYPOINT", Args: "run $X"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"author": "Ada <ada@example.com>", "x-top": 1.0, "config": map[string]any{
+		"Env": []any{"A=1", env, "C= spaced "}, "Labels": map[string]any{"k": `v "w"=x`},
+		"ExposedPorts": map[string]any{"8080/tcp": map[string]any{}, "53/udp": map[string]any{}},
+		"WorkingDir":   "/rel dir", "User": "a b", "Entrypoint": []any{"/bin/bash", "-c", "run $X"},
+		"Shell": []any{"/bin/bash", "-c"}, "Healthcheck": map[string]any{"Test": []any{"NONE"}}, "X-Inner": []any{true},
+	}}
+	if g, w := mustMarshal(t, got), mustMarshal(t, want); g != w {
+		t.Errorf("config\n got %s\nwant %s", g, w)
+	}
+	same, err := commit.ApplyChanges([]byte(base), nil)
+	if err != nil || string(same) != base {
+		t.Errorf("no changes: %s, %v; want the config unchanged", same, err)
+	}
+	for _, tc := range []struct {
+		change commit.Change
+		want   string
+	}{
+		{commit.Literal("ENV", "NOEQUALS"), "use KEY=VALUE"},
+		{commit.Literal("LABEL", "=v"), "use KEY=VALUE"},
+		{commit.Literal("USER", "a", "b"), "takes one argument"},
+		{commit.Literal("EXPOSE", "http"), "ports 1-65535"},
+		{commit.Literal("RUN", "make"), "RUN is not an instruction"},
+	} {
+		if _, err := commit.ApplyChanges([]byte(base), []commit.Change{tc.change}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.change, err, tc.want)
+		}
+	}
+}
+
+// mustMarshal is v as JSON.
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
