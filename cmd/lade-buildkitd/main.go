@@ -25,6 +25,7 @@ import (
 	"github.com/moby/buildkit/util/tracing/detect"
 	"github.com/moby/buildkit/version"
 	"github.com/sirupsen/logrus"
+	fscopy "github.com/tonistiigi/fsutil/copy"
 	"github.com/urfave/cli/v3"
 )
 
@@ -34,6 +35,11 @@ func init() {
 	setVersion(bi)
 	stack.SetVersionInfo(version.Version, version.Revision)
 	detect.Recorder = detect.NewTraceRecorder()
+	// As buildkitd: files are created with the modes asked for (snapshots,
+	// cache mounts, the trace socket), and BuildKit's copy knows it need
+	// not chmod after mkdir.
+	syscall.Umask(0)
+	fscopy.UmaskIsZero = true
 }
 
 func main() {
