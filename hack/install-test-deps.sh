@@ -4,12 +4,12 @@
 # images, a registry to push to, busybox-static for a runnable base layer and
 # htpasswd for registry auth, containerd (a destination) and docker.io (docker
 # load and docker commit comparisons), openssl and curl (TLS and debug-address
-# tests), rootlesskit, uidmap and slirp4netns (rootless lade-buildkitd); and buildx, which Debian does not
+# tests; curl and jq build hack/conformance.sh's registry mirror), rootlesskit, uidmap and slirp4netns (rootless lade-buildkitd); and buildx, which Debian does not
 # package, built from the Go module proxy (the frontend tests drive
 # lade-buildkitd through its remote driver). Idempotent; needs root (or sudo).
 set -euo pipefail
 
-pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io openssl curl rootlesskit uidmap slirp4netns)
+pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io openssl curl jq rootlesskit uidmap slirp4netns)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

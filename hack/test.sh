@@ -2,7 +2,9 @@
 # lade's test command: installs what the tests need, checks formatting and
 # vet, runs every test (unit and end-to-end with the real tools), the
 # concurrent packages again under the race detector, then lade-buildkitd's
-# frontend tests (root), then each fuzz target briefly.
+# frontend tests (root), BuildKit's own client integration tests against
+# both daemons (hack/conformance.sh, CI subset, root), then each fuzz
+# target briefly.
 # Usage: hack/test.sh [go test args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,9 @@ go test -count=1 -race ./internal/writeback/ ./blobs/internal/pargzip/ ./cache/
 
 echo "== frontend tests (lade-buildkitd and stock buildkitd, driven by buildctl)"
 bash hack/frontend-test.sh
+
+echo "== conformance: BuildKit's client integration tests, CI subset, stock buildkitd and lade-buildkitd (root)"
+bash hack/conformance.sh
 
 # fuzz runs one target; its output is shown only when it fails. Go 1.26's
 # fuzz coordinator can fail a run with a bare "context deadline exceeded"

@@ -26,6 +26,12 @@
 # foreign URLs; Debian's registry (distribution 2.8) takes them only with
 # REGISTRY_VALIDATION_DISABLED=true, which hack/conformance.sh sets for
 # every registry the tests start.
+#   docker/buildkit-syft-scanner:stable-1  BuildKit's default SBOM
+#                            scanner (not in the harness's list: pulled
+#                            through the docker.io mirror) as a stand-in:
+#                            busybox whose command writes an SPDX in-toto
+#                            statement naming no packages, the way the
+#                            scanner protocol asks (BUILDKIT_SCAN_DESTINATION)
 # All are Docker schema 2 images for linux/amd64 with fixed timestamps, so
 # the mirror is the same bytes on every machine.
 #
@@ -33,9 +39,24 @@
 # DIR is reused when DIR/.lade-mirror-version matches mirror_version.
 
 mirror_port=${LADE_CONFORMANCE_MIRROR_PORT:-47531}
-mirror_version="3 port=$mirror_port"
+mirror_version="4 port=$mirror_port"
 mirror_epoch=1672531200 # 2023-01-01T00:00:00Z
 mirror_created=2023-01-01T00:00:00Z
+
+# mirror_scanner is the stand-in SBOM scanner's command.
+mirror_scanner='cat >"$BUILDKIT_SCAN_DESTINATION/sbom.spdx.json" <<EOF
+{
+  "_type": "https://in-toto.io/Statement/v0.1",
+  "predicateType": "https://spdx.dev/Document",
+  "predicate": {
+    "spdxVersion": "SPDX-2.3",
+    "dataLicense": "CC0-1.0",
+    "SPDXID": "SPDXRef-DOCUMENT",
+    "name": "lade-conformance-scanner-stand-in",
+    "packages": []
+  }
+}
+EOF'
 
 mt_manifest=application/vnd.docker.distribution.manifest.v2+json
 mt_config=application/vnd.docker.container.image.v1+json
@@ -137,12 +158,13 @@ mirror_push_blob() {
 	echo "sha256:$hex"
 }
 
-# mirror_push_image REGISTRY REPO:TAG WORKDIR HISTORY [LAYER...]: pushes an
-# image whose layers are the given "MEDIATYPE|FILE.tar.gz|DIFFID|URL" entries
-# (URL empty for regular layers). HISTORY is the created_by of each layer.
+# mirror_push_image REGISTRY REPO:TAG WORKDIR HISTORY CMD [LAYER...]: pushes
+# an image whose layers are the given "MEDIATYPE|FILE|DIFFID|URL" entries
+# (URL empty for regular layers). HISTORY is the created_by of each layer,
+# CMD the config's Cmd (a JSON array).
 mirror_push_image() {
-	local reg=$1 ref=$2 work=$3 history=$4
-	shift 4
+	local reg=$1 ref=$2 work=$3 history=$4 cmd=$5
+	shift 5
 	local repo=${ref%%:*} tag=${ref##*:} layers="[]" diffids="[]" hist="[]" spec
 	local mt file diffid url dgst size desc cfg
 	for spec in "$@"; do
@@ -155,9 +177,9 @@ mirror_push_image() {
 		diffids=$(jq -c --arg d "$diffid" '. + [$d]' <<<"$diffids")
 		hist=$(jq -c --arg c "$mirror_created" --arg b "$history" '. + [{created: $c, created_by: $b}]' <<<"$hist")
 	done
-	jq -cn --arg c "$mirror_created" --argjson ids "$diffids" --argjson h "$hist" '{
+	jq -cn --arg c "$mirror_created" --argjson ids "$diffids" --argjson h "$hist" --argjson cmd "$cmd" '{
 		architecture: "amd64", os: "linux", created: $c,
-		config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"]},
+		config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: $cmd},
 		rootfs: {type: "layers", diff_ids: $ids}, history: $h}' >"$work/config.json"
 	dgst=$(mirror_push_blob "$reg" "$repo" "$work/config.json")
 	cfg=$(jq -cn --arg mt "$mt_config" --arg d "$dgst" --argjson s "$(stat -c %s "$work/config.json")" \
@@ -195,7 +217,7 @@ CONFIG
 	return 1
 }
 
-# build_mirror DIR: makes DIR a mirror holding the four images (see above).
+# build_mirror DIR: makes DIR a mirror holding the images (see above).
 # It runs in a subshell so its registry is stopped however it ends.
 build_mirror() (
 	set -euo pipefail
@@ -220,12 +242,15 @@ build_mirror() (
 
 	trap 'rm -rf "$work"; [ -z "${mirror_reg_pid:-}" ] || kill "$mirror_reg_pid" 2>/dev/null' EXIT
 	mirror_start_registry "$dir" || return 1
-	mirror_push_image "$mirror_reg" library/busybox:latest "$work" "busybox-static 1.35 (Debian)" \
+	mirror_push_image "$mirror_reg" library/busybox:latest "$work" "busybox-static 1.35 (Debian)" '["sh"]' \
 		"$mt_layer|$work/bb.tar.gz|$diff_bb|"
-	mirror_push_image "$mirror_reg" library/alpine:latest "$work" "alpine stand-in: busybox-static" \
+	mirror_push_image "$mirror_reg" library/alpine:latest "$work" "alpine stand-in: busybox-static" '["sh"]' \
 		"$mt_layer|$work/al.tar.gz|$diff_al|"
-	mirror_push_image "$mirror_reg" tonistiigi/test:nolayers "$work" "no layers"
-	mirror_push_image "$mirror_reg" cpuguy83/buildkit-foreign:latest "$work" "foreign test" \
+	mirror_push_image "$mirror_reg" tonistiigi/test:nolayers "$work" "no layers" '["sh"]'
+	mirror_push_image "$mirror_reg" docker/buildkit-syft-scanner:stable-1 "$work" "SBOM scanner stand-in" \
+		"$(jq -cn --arg s "$mirror_scanner" '["/bin/sh", "-c", $s]')" \
+		"$mt_layer|$work/bb.tar.gz|$diff_bb|"
+	mirror_push_image "$mirror_reg" cpuguy83/buildkit-foreign:latest "$work" "foreign test" '["sh"]' \
 		"$mt_foreign_tar|$work/f1.tar|$diff_f1|http://127.0.0.1:$mirror_port/lade-conformance/foreign-layer.tar" \
 		"$mt_layer_tar|$work/f2.tar|$diff_f2|"
 	kill "$mirror_reg_pid" 2>/dev/null

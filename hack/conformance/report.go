@@ -10,14 +10,14 @@ import (
 // and the tests that pass on stock but not on lade. A nil daemon map means
 // that daemon was not run.
 func writeReport(b *strings.Builder, title string, list [][2]string, stock, lade map[string]result, why map[string]string) {
-	fmt.Fprintf(b, "# %s\n\nRun %s, worker=oci, offline (hack/conformance.sh).\n\n",
+	fmt.Fprintf(b, "### %s\n\nRun %s, worker=oci, offline (hack/conformance.sh).\n\n",
 		title, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	writeCounts(b, list, stock, lade)
 	file := ""
 	for _, t := range list {
 		if t[0] != file {
 			file = t[0]
-			fmt.Fprintf(b, "\n## %s\n\n| test | stock | lade | first error (lade's; stock's where only stock fails) | why stock fails offline |\n|---|---|---|---|---|\n", file)
+			fmt.Fprintf(b, "\n#### %s\n\n| test | stock | lade | first error (lade's; stock's where only stock fails) | why stock fails offline |\n|---|---|---|---|---|\n", file)
 		}
 		name := t[1]
 		s, l := lookup(stock, name), lookup(lade, name)
@@ -87,7 +87,7 @@ func writeRegressions(b *strings.Builder, list [][2]string, stock, lade map[stri
 			lines = append(lines, fmt.Sprintf("- %s (%s): %s", t[1], mark(lade, l), l.detail))
 		}
 	}
-	fmt.Fprintf(b, "\n## Passing on stock, not on lade: %d\n\n", len(lines))
+	fmt.Fprintf(b, "\n#### Passing on stock, not on lade: %d\n\n", len(lines))
 	for _, l := range lines {
 		fmt.Fprintln(b, l)
 	}
