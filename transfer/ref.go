@@ -76,8 +76,9 @@ func (r Ref) String() string {
 
 // Parse reads an image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG],
 // docker-archive:FILE[:REF], docker://REF, or else a store image name
-// ("docker:TAG" is the store's image "docker"). A ":" inside the last
-// path element of DIR or FILE starts the tag.
+// ("docker:TAG" is the store's image "docker"). For layouts the last ":"
+// outside a path element starts the tag; for docker archives, as for
+// skopeo, the first ":" starts the image reference.
 func Parse(s string) (Ref, error) {
 	if s == "" {
 		return Ref{}, fmt.Errorf("empty image reference: give a store name, oci:DIR, oci-archive:FILE, docker-archive:FILE or docker://REF")
@@ -87,6 +88,10 @@ func Parse(s string) (Ref, error) {
 		kinds := map[string]Kind{"oci": KindOCI, "oci-archive": KindOCIArchive, "docker-archive": KindDockerArchive}
 		if k, known := kinds[scheme]; known {
 			path, name := splitTag(rest)
+			if k == KindDockerArchive {
+				// As skopeo: docker-archive:PATH[:DOCKER-REFERENCE].
+				path, name, _ = strings.Cut(rest, ":")
+			}
 			if path == "" {
 				return Ref{}, fmt.Errorf("image reference %q names no path", s)
 			}

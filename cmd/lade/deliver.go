@@ -9,12 +9,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/lade-build/lade/exporter/docker"
 	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/oci"
 	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
+	"github.com/lade-build/lade/registries"
+	"github.com/lade-build/lade/transfer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -43,8 +46,12 @@ func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.D
 func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer, reg registrySettings) error {
 	for _, n := range o.Names {
 		if o.Push {
+			target, err := pushTarget(n, reg)
+			if err != nil {
+				return fmt.Errorf("push %s: %w", n, err)
+			}
 			task := progress.Start(pw, "push:"+n, "pushing "+n, 0)
-			err := push.Push(ctx, s.Content(), root, n, push.Options{Insecure: o.Insecure || reg.Insecure, CAFile: reg.CAFile, ByDigest: o.PushByDigest, Progress: pw})
+			err = push.Push(ctx, s.Content(), root, target.Ref, push.Options{Insecure: o.Insecure || reg.Insecure || target.Insecure, CAFile: reg.CAFile, ByDigest: o.PushByDigest, Progress: pw})
 			task.Done("", err)
 			if err != nil {
 				return fmt.Errorf("push %s: %w", n, err)
@@ -70,6 +77,18 @@ func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocis
 	return nil
 }
 
+// pushTarget applies the registries configuration to a push destination:
+// its [[registry]] table may rewrite the location, mark it insecure or
+// block it. The name is normalized as Docker does; a tag is not added
+// (a push by digest has none).
+func pushTarget(name string, reg registrySettings) (registries.Source, error) {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return registries.Source{}, fmt.Errorf("parse reference %q: %w", name, err)
+	}
+	return reg.Conf.PushTarget(named)
+}
+
 // writeTo writes a file atomically (temp file, fsync, rename) or to stdout
 // for "-": a failed export leaves no half-written file under dest.
 func writeTo(dest string, write func(io.Writer) error) error {
@@ -80,39 +99,7 @@ func writeTo(dest string, write func(io.Writer) error) error {
 		}
 		return bw.Flush()
 	}
-	dir := filepath.Dir(dest)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), dest); err != nil {
-		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	ok = true
-	return nil
+	return transfer.WriteFileAtomic(dest, write)
 }
 
 // writeFileAtomic writes b to path atomically.
