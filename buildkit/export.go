@@ -36,6 +36,7 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 	for k, v := range i.s.meta {
 		src.Metadata[k] = []byte(v)
 	}
+	announce(ctx)
 	warn(ctx, i.s.warnings)
 	p, err := i.newPlan(src, bi.CompatibilityVersion)
 	if err != nil {

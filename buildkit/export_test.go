@@ -55,3 +55,13 @@ func TestWithCreated(t *testing.T) {
 		t.Errorf("annotations %v", d.Annotations)
 	}
 }
+
+// TestVertexNames checks the export vertex has BuildKit's name, which
+// clients and BuildKit's TestPushProgressSameVertex look for.
+func TestVertexNames(t *testing.T) {
+	for typ, want := range map[string]string{"image": "exporting to image", "oci": "exporting to oci image format", "docker": "exporting to docker image format"} {
+		if got := (&instance{e: &Exporter{typ: typ}}).Name(); got != want {
+			t.Errorf("%s: vertex %q, want %q", typ, got, want)
+		}
+	}
+}

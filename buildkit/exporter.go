@@ -20,8 +20,9 @@
 // Attestations are written as attestation manifests in the index, as
 // BuildKit does.
 //
-// Attributes are parsed strictly: an unknown key fails the build with the
-// nearest valid key.
+// Attributes are parsed as BuildKit reads them: a near-miss of a known key
+// fails the build naming that key; other unknown keys pass through to the
+// export as metadata, with a warning in the build's progress.
 package buildkit
 
 import (
@@ -117,12 +118,14 @@ type instance struct {
 // ID implements ExporterInstance.
 func (i *instance) ID() int { return i.id }
 
-// Name implements ExporterInstance: the name of the progress vertex.
+// Name implements ExporterInstance: the name of the progress vertex,
+// BuildKit's, which clients and BuildKit's own tests look for (lade's steps
+// inside it say "lade").
 func (i *instance) Name() string {
 	if i.e.typ == client.ExporterImage {
-		return "exporting to image (lade)"
+		return "exporting to image"
 	}
-	return fmt.Sprintf("exporting to %s image format (lade)", i.e.typ)
+	return fmt.Sprintf("exporting to %s image format", i.e.typ)
 }
 
 // Config implements ExporterInstance: the compression BuildKit uses for the

@@ -205,6 +205,18 @@ func oneOff(ctx context.Context, name string) func(error) error {
 	return progress.OneOff(ctx, name)
 }
 
+// statusLade is the step that says lade exports (the vertex keeps
+// BuildKit's name, which clients look for).
+const statusLade = "exporting with lade"
+
+// announce shows statusLade, done at once so that it prints one line.
+func announce(ctx context.Context) {
+	pw, _, _ := progress.NewFromContext(ctx)
+	defer pw.Close()
+	now := time.Now()
+	_ = pw.Write(statusLade, progress.Status{Started: &now, Completed: &now})
+}
+
 // warn shows each message as a warning of the export's vertex.
 func warn(ctx context.Context, msgs []string) {
 	if len(msgs) == 0 {

@@ -37,7 +37,7 @@ func TestBuildxRemoteDriver(t *testing.T) {
 	md := filepath.Join(tmp, "md.json")
 	out := buildx("--builder", "lade", "build", "--progress", "plain", "--metadata-file", md,
 		"--output", "type=image,name="+ref+",push=true,registry.insecure=true", ctx)
-	mustContain(t, "buildx build", out, "exporting to image (lade)", "dropping empty layer", "pushing manifest for "+ref)
+	mustContain(t, "buildx build", out, "exporting to image", "exporting with lade", "dropping empty layer", "pushing manifest for "+ref)
 
 	raw := skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+ref)
 	var idx ocispec.Index
@@ -65,7 +65,7 @@ func TestBuildxRemoteDriver(t *testing.T) {
 	ociTar := filepath.Join(tmp, "x.tar")
 	out = buildx("--builder", "lade", "build", "--progress", "plain", "--provenance=false",
 		"--output", "type=oci,dest="+ociTar+",name=lade/buildx:v2", ctx)
-	mustContain(t, "buildx build", out, "exporting to oci image format (lade)")
+	mustContain(t, "buildx build", out, "exporting to oci image format", "exporting with lade")
 	mustContain(t, "skopeo oci-archive", skopeo(t, "inspect", "oci-archive:"+ociTar), `"org.example.test": "lade"`)
 	checkMainImage(t, extract(t, ociTar), "v2")
 }

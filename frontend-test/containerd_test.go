@@ -50,7 +50,7 @@ func TestContainerdWorker(t *testing.T) {
 	ref := reg.Host + "/lade/ctd:v1"
 	out := d.mustBuild(t, bctx, "--output",
 		"type=image,name="+ref+",unpack=true,name-canonical=true,push=true,registry.insecure=true")
-	mustContain(t, "progress", out, "exporting to image (lade)", "compressing layer", "dropping empty layer", "unpacking to "+ref, "pushing manifest for "+ref)
+	mustContain(t, "progress", out, "exporting to image", "exporting with lade", "compressing layer", "dropping empty layer", "unpacking to "+ref, "pushing manifest for "+ref)
 
 	c, err := ctd.New(sock, ctd.WithDefaultNamespace(ctdNamespace))
 	if err != nil {
@@ -78,7 +78,7 @@ func TestContainerdWorker(t *testing.T) {
 	}
 
 	out = d.mustBuild(t, bctx, "--output", "type=image,name=docker.io/lade/nostore:v1,store=false")
-	mustContain(t, "progress", out, "exporting to image (lade)")
+	mustContain(t, "progress", out, "exporting to image", "exporting with lade")
 	if listed := ctr(t, sock, "images", "ls", "-q"); strings.Contains(listed, "lade/nostore") {
 		t.Errorf("store=false named the image:\n%s", listed)
 	}

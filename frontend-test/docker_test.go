@@ -105,14 +105,14 @@ func TestUnderDocker(t *testing.T) {
 		ociTar := filepath.Join(t.TempDir(), "x.tar")
 		out := buildx("--builder", "lade-dc", "build", "--progress", "plain", "--provenance=false",
 			"--output", "type=oci,dest="+ociTar+",name=lade/buildx-dc:v1", ctxDir)
-		mustContain(t, "buildx build", out, "exporting to oci image format (lade)", "dropping empty layer")
+		mustContain(t, "buildx build", out, "exporting to oci image format", "exporting with lade", "dropping empty layer")
 		checkMainImage(t, extract(t, ociTar), "v1")
 
 		// --load: buildx streams lade's type=docker output into the
 		// engine's image load, and the image runs there.
 		tag := "lade/buildx-load:v1"
 		out = buildx("--builder", "lade-dc", "build", "--progress", "plain", "--load", "-t", tag, ctxDir)
-		mustContain(t, "buildx build --load", out, "exporting to docker image format (lade)")
+		mustContain(t, "buildx build --load", out, "exporting to docker image format", "exporting with lade")
 		dk.runMainImage(t, tag)
 		dk.MustDocker(t, "rmi", tag)
 	})
@@ -337,7 +337,7 @@ func (d *containerDaemon) checkOutputs(t *testing.T, ctxDir string) {
 	tmp := t.TempDir()
 	ociTar := filepath.Join(tmp, "x.tar")
 	out := d.mustBuild(t, ctxDir, "--output", "type=oci,dest="+ociTar+",name=lade/x:v1")
-	mustContain(t, "progress", out, "exporting to oci image format (lade)", "dropping empty layer")
+	mustContain(t, "progress", out, "exporting to oci image format", "exporting with lade", "dropping empty layer")
 	mustContain(t, "skopeo oci-archive", skopeo(t, "inspect", "oci-archive:"+ociTar), `"org.example.test": "lade"`)
 	checkMainImage(t, extract(t, ociTar), "v1")
 

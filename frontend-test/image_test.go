@@ -59,7 +59,7 @@ func TestPushToRegistry(t *testing.T) {
 	ref := reg.Host + "/lade/x:v1"
 	md := filepath.Join(t.TempDir(), "md.json")
 	out := d.mustBuild(t, ctx, "--output", "type=image,name="+ref+",push=true,registry.insecure=true", "--metadata-file", md)
-	mustContain(t, "progress", out, "exporting to image (lade)", "compressing layer", "dropping empty layer", "pushing manifest for "+ref)
+	mustContain(t, "progress", out, "exporting to image", "exporting with lade", "compressing layer", "dropping empty layer", "pushing manifest for "+ref)
 
 	raw := skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+ref)
 	var m ocispec.Manifest

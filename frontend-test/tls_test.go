@@ -90,7 +90,7 @@ func TestTLS(t *testing.T) {
 	checkBuildxInspect(t, buildx("inspect", "--bootstrap", "lade-tls"))
 	out = buildx("--builder", "lade-tls", "build", "--progress", "plain", "--provenance=false",
 		"--output", "type=oci,dest="+filepath.Join(t.TempDir(), "x.tar"), ctx)
-	mustContain(t, "buildx build over TLS", out, "exporting to oci image format (lade)")
+	mustContain(t, "buildx build over TLS", out, "exporting to oci image format", "exporting with lade")
 }
 
 // TestTLSConfigErrors: TLS settings buildkitd refuses are refused at start
