@@ -14,18 +14,14 @@ import (
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/lade-build/lade/buildkit"
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
-	dockerfileversion "github.com/moby/buildkit/frontend/dockerfile/version"
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/network/cniprovider"
 	"github.com/moby/buildkit/util/network/netproviders"
 	"github.com/moby/buildkit/util/resolver"
-	"github.com/moby/buildkit/version"
 	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/containerd"
 	"github.com/pelletier/go-toml/v2"
-	"golang.org/x/sync/semaphore"
 )
 
 // containerdConnectTimeout bounds the first connection to containerd.
@@ -37,8 +33,9 @@ const containerdConnectTimeout = 60 * time.Second
 // leases and image store are containerd's (in the configured namespace),
 // so type=image names images where ctr, nerdctl and the kubelet see them.
 // The worker is wrapped so that its image, oci and docker exporters are
-// lade's; differ chooses the layer differ as for the OCI worker.
-func newContainerdWorker(ctx context.Context, cfg *config.Config, differ string) (*buildkit.Worker, error) {
+// lade's; differ chooses the layer differ, and common gives the trace
+// socket, CDI devices and compaction, as for the OCI worker.
+func newContainerdWorker(ctx context.Context, cfg *config.Config, differ string, common workerCommon) (*buildkit.Worker, error) {
 	cc := containerdDefaults(cfg.Workers.Containerd)
 	if path, ok := containerdSocket(cc.Address); ok {
 		// Fail now rather than after the connect timeout.
@@ -50,15 +47,13 @@ func newContainerdWorker(ctx context.Context, cfg *config.Config, differ string)
 	if err != nil {
 		return nil, err
 	}
+	wo.TraceSocket, wo.CDIManager, wo.Compaction = common.traceSocket, common.cdi, common.compaction
 	opt, err := containerd.NewWorkerOpt(wo, ctd.WithTimeout(containerdConnectTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("containerd worker on %s (namespace %s): %w", cc.Address, cc.Namespace, err)
 	}
 	opt.GCPolicy = gcPolicy(cc.GCConfig, cfg.Root)
-	opt.BuildkitVersion = client.BuildkitVersion{
-		Package: version.Package, Version: version.Version, Revision: version.Revision,
-		DockerfileVersion: dockerfileversion.Version(),
-	}
+	opt.BuildkitVersion = buildkitVersion()
 	opt.RegistryHosts = resolver.NewRegistryConfig(cfg.Registries)
 	if len(cc.Platforms) > 0 {
 		// Otherwise the platforms are the ones containerd's runtimes report.
@@ -87,7 +82,7 @@ func containerdDefaults(cc config.ContainerdConfig) config.ContainerdConfig {
 		cc.Address = defaults.DefaultAddress
 	}
 	if cc.Namespace == "" {
-		cc.Namespace = "buildkit" // stock's --containerd-worker-namespace default
+		cc.Namespace = defaultContainerdNamespace
 	}
 	if cc.Snapshotter == "" {
 		cc.Snapshotter = defaults.DefaultSnapshotter
@@ -106,10 +101,6 @@ func containerdWorkerOptions(root string, cc config.ContainerdConfig, dns *confi
 	if err != nil {
 		return containerd.WorkerOptions{}, err
 	}
-	var sem *semaphore.Weighted
-	if cc.MaxParallelism > 0 {
-		sem = semaphore.NewWeighted(int64(cc.MaxParallelism))
-	}
 	nc := cc.NetworkConfig
 	return containerd.WorkerOptions{
 		Root:            root,
@@ -126,7 +117,7 @@ func containerdWorkerOptions(root string, cc config.ContainerdConfig, dns *confi
 		}},
 		ApparmorProfile: cc.ApparmorProfile,
 		Selinux:         cc.SELinux,
-		ParallelismSem:  sem,
+		ParallelismSem:  parallelism(cc.MaxParallelism),
 		Runtime:         rt,
 		HyperVIsolation: cc.HyperVIsolation,
 	}, nil

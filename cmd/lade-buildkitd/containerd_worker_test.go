@@ -94,7 +94,7 @@ func TestNewContainerdWorkerNoContainerd(t *testing.T) {
 	sock := filepath.Join(dir, "missing.sock")
 	cfg := &config.Config{Root: dir}
 	cfg.Workers.Containerd.Address = sock
-	w, err := newContainerdWorker(context.Background(), cfg, differLade)
+	w, err := newContainerdWorker(context.Background(), cfg, differLade, workerCommon{})
 	if err == nil || w != nil || !strings.Contains(err.Error(), sock) {
 		t.Fatalf("worker %v, error %v", w, err)
 	}

@@ -52,7 +52,7 @@ func newWorkerController(ctx context.Context, cfg *config.Config, differ string,
 		if cc.HyperVIsolation {
 			bklog.L.Warn("containerd worker: Hyper-V isolation applies to Windows containers only and is ignored here")
 		}
-		w, err := newContainerdWorker(ctx, cfg, differ)
+		w, err := newContainerdWorker(ctx, cfg, differ, common)
 		if err != nil {
 			return nil, err
 		}
