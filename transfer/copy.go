@@ -69,11 +69,11 @@ func Copy(ctx context.Context, s *image.Store, src, dst Ref, opts Options) (Resu
 		return res, s.SetImage(ctx, full, root)
 	case KindOCI:
 		res.Dest = dst.String()
-		return res, oci.WriteLayout(ctx, p, root, dst.Path, oci.Options{Names: layoutNames(in.name, dst.Name), Progress: pw})
+		return res, oci.WriteLayout(ctx, p, root, dst.Path, oci.Options{Names: layoutNames(storeName(in.name, src), dst.Name), Progress: pw})
 	case KindOCIArchive:
 		res.Dest = dst.String()
 		return res, WriteFileAtomic(dst.Path, func(w io.Writer) error {
-			return oci.WriteTar(ctx, p, root, w, oci.Options{Names: layoutNames(in.name, dst.Name), Progress: pw})
+			return oci.WriteTar(ctx, p, root, w, oci.Options{Names: layoutNames(storeName(in.name, src), dst.Name), Progress: pw})
 		})
 	case KindDockerArchive:
 		res.Dest = dst.String()
@@ -103,14 +103,14 @@ func names(name string) []string {
 }
 
 // layoutNames is the image name an OCI layout entry tagged tag gets: the
-// source's repository (a registry or store name) with that tag, else
+// repository of source (the source's store name) with that tag, else
 // localhost/lade-copy; tag is what org.opencontainers.image.ref.name holds.
 func layoutNames(source, tag string) []string {
 	if tag == "" {
 		return nil
 	}
 	repo := "localhost/lade-copy"
-	if named, err := reference.ParseNormalizedNamed(source); err == nil {
+	if named, err := reference.ParseNormalizedNamed(source); source != "" && err == nil {
 		repo = named.Name()
 	}
 	return []string{repo + ":" + tag}
