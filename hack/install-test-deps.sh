@@ -42,6 +42,11 @@ fi
 # emulator (type=azblob; the gha fake's blob store too). Installed globally at
 # pinned versions; nothing is done when those versions are present.
 npm_pkgs=(s3rver@3.7.1 azurite@3.37.0)
+if ! command -v npm >/dev/null; then
+	echo "install-test-deps: installing nodejs and npm (Debian's)"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
 for spec in "${npm_pkgs[@]}"; do
 	name=${spec%@*} want=${spec##*@}
 	have=$(npm ls -g --depth=0 --json "$name" 2>/dev/null |
