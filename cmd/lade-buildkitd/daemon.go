@@ -31,7 +31,6 @@ import (
 	"github.com/moby/buildkit/util/grpcerrors"
 	_ "github.com/moby/buildkit/util/grpcutil/encoding/proto" // BuildKit's gRPC codec
 	"github.com/moby/buildkit/util/resolver"
-	"github.com/moby/buildkit/util/tracing/detect"
 	"github.com/moby/buildkit/worker"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/errgroup"
@@ -48,6 +47,7 @@ type daemon struct {
 	controller *control.Controller
 	server     *grpc.Server
 	cacheDebug *cachedigest.DB
+	telemetry  *telemetry
 }
 
 // newDaemon locks the root, opens the listeners, creates the workers and
@@ -78,10 +78,14 @@ func newDaemon(ctx context.Context, cfg config.Config, differ string, saveCacheD
 		cachedigest.SetDefaultDB(db)
 		d.cacheDebug = db
 	}
-	if d.controller, err = newController(ctx, &cfg, differ); err != nil {
+	if d.telemetry, err = newTelemetry(ctx, cfg.OTEL.SocketPath); err != nil {
+		return d, err
+	}
+	if d.controller, err = newController(ctx, &cfg, differ, d.telemetry); err != nil {
 		return d, err
 	}
 	d.server = grpc.NewServer(
+		d.telemetry.statsHandler(),
 		grpc.ChainUnaryInterceptor(logErrors, grpcerrors.UnaryServerInterceptor),
 		grpc.StreamInterceptor(grpcerrors.StreamServerInterceptor),
 		grpc.MaxRecvMsgSize(defaults.DefaultMaxRecvMsgSize),
@@ -130,6 +134,9 @@ func (d *daemon) close() {
 	if d.cacheDebug != nil {
 		_ = d.cacheDebug.Close()
 	}
+	if d.telemetry != nil {
+		d.telemetry.close(context.Background())
+	}
 	if d.lock.Locked() {
 		_ = d.lock.Unlock()
 		_ = os.Remove(d.lock.Path())
@@ -139,7 +146,7 @@ func (d *daemon) close() {
 // newController wires the workers, frontends, caches and session manager
 // into BuildKit's controller, as buildkitd does; the default worker's
 // content store and leases serve the controller.
-func newController(ctx context.Context, cfg *config.Config, differ string) (*control.Controller, error) {
+func newController(ctx context.Context, cfg *config.Config, differ string, tel *telemetry) (*control.Controller, error) {
 	policy, err := cfg.Compaction.Policy()
 	if err != nil {
 		return nil, fmt.Errorf("invalid [compaction] configuration: %w", err)
@@ -152,10 +159,7 @@ func newController(ctx context.Context, cfg *config.Config, differ string) (*con
 	if err != nil {
 		return nil, err
 	}
-	common := workerCommon{compaction: policies}
-	if common.traceSocket, err = serveTraces(cfg.OTEL.SocketPath); err != nil {
-		return nil, err
-	}
+	common := workerCommon{compaction: policies, traceSocket: cfg.OTEL.SocketPath}
 	if common.cdi, err = cdiManager(cfg.CDI); err != nil {
 		return nil, err
 	}
@@ -215,9 +219,9 @@ func newController(ctx context.Context, cfg *config.Config, differ string) (*con
 		GarbageCollect: w.GarbageCollect,
 		GracefulStop:   ctx.Done(),
 		ProvenanceEnv:  provenanceEnv,
-		// Traces clients send are kept in memory for the build history, as
-		// buildkitd does.
-		TraceCollector: detect.Recorder,
+		// Traces clients send are kept in memory for the build history and
+		// go to the OTEL exporter if one is configured, as in buildkitd.
+		TraceCollector: tel.collector,
 	})
 }
 

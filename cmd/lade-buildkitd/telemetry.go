@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/moby/buildkit/util/tracing"
+	"github.com/moby/buildkit/util/tracing/detect"
+	"github.com/moby/buildkit/util/tracing/transform"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	tracev1 "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+)
+
+// telemetry is the daemon's tracing, as buildkitd's: spans of API calls
+// and builds go to the build history's recorder and, when OTEL_*
+// variables configure one, to an OpenTelemetry exporter; build steps send
+// theirs to the trace socket.
+type telemetry struct {
+	provider  *sdktrace.TracerProvider
+	collector tracing.MultiSpanExporter
+	socket    *grpc.Server
+}
+
+// newTelemetry sets up the tracer provider, the exporters and the trace
+// socket at socketPath ([otel] socketPath, --otel-socket-path).
+func newTelemetry(ctx context.Context, socketPath string) (*telemetry, error) {
+	exp, err := detect.NewSpanExporter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("OTEL exporter: %w", err)
+	}
+	t := &telemetry{collector: tracing.MultiSpanExporter{detect.Recorder}}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(detect.Resource()), sdktrace.WithSyncer(detect.Recorder)}
+	if !detect.IsNoneSpanExporter(exp) {
+		t.collector = append(t.collector, exp)
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	t.provider = sdktrace.NewTracerProvider(opts...)
+	if err := os.MkdirAll(filepath.Dir(socketPath), 0o700); err != nil {
+		return nil, fmt.Errorf("trace socket %s: %w", socketPath, err)
+	}
+	l, err := debugListener("unix://" + socketPath)
+	if err != nil {
+		return nil, fmt.Errorf("creating trace controller listener on %s: %w", socketPath, err)
+	}
+	if err := os.Chmod(socketPath, 0o666); err != nil { // build steps run as any user
+		_ = l.Close()
+		return nil, err
+	}
+	t.socket = grpc.NewServer()
+	tracev1.RegisterTraceServiceServer(t.socket, &traceCollector{exporter: t.collector})
+	go func() { _ = t.socket.Serve(l) }()
+	return t, nil
+}
+
+// statsHandler traces the API's gRPC calls, continuing the clients' traces.
+func (t *telemetry) statsHandler() grpc.ServerOption {
+	return grpc.StatsHandler(tracing.ServerStatsHandler(
+		otelgrpc.WithTracerProvider(t.provider),
+		otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
+	))
+}
+
+// close stops the trace socket and flushes the exporters, for at most 5s.
+func (t *telemetry) close(ctx context.Context) {
+	t.socket.Stop()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = t.provider.Shutdown(ctx)
+}
+
+// traceCollector is the OTLP trace service of the trace socket.
+type traceCollector struct {
+	tracev1.UnimplementedTraceServiceServer
+	exporter sdktrace.SpanExporter
+}
+
+// Export hands the received spans to the exporter.
+func (t *traceCollector) Export(ctx context.Context, req *tracev1.ExportTraceServiceRequest) (*tracev1.ExportTraceServiceResponse, error) {
+	if err := t.exporter.ExportSpans(ctx, transform.Spans(req.GetResourceSpans())); err != nil {
+		return nil, err
+	}
+	return &tracev1.ExportTraceServiceResponse{}, nil
+}
