@@ -60,9 +60,9 @@ func TestContainerdWorker(t *testing.T) {
 	ctx := context.Background()
 	img, err := c.ImageService().Get(ctx, ref)
 	if err != nil {
-		t.Fatalf("image %s in namespace %s: %v\n%s", ref, ctdNamespace, err, ctr(t, sock, "images", "ls"))
+		t.Fatalf("image %s in namespace %s: %v\n%s", ref, ctdNamespace, err, ctr(t, sock, ctdNamespace, "images", "ls"))
 	}
-	listed := ctr(t, sock, "images", "ls", "-q")
+	listed := ctr(t, sock, ctdNamespace, "images", "ls", "-q")
 	for _, name := range []string{ref, ref + "@" + img.Target.Digest.String()} {
 		if !strings.Contains(listed, name+"\n") {
 			t.Errorf("ctr images ls does not list %s:\n%s", name, listed)
@@ -72,17 +72,47 @@ func TestContainerdWorker(t *testing.T) {
 	if pushed != img.Target.Digest.String() {
 		t.Errorf("pushed digest %s, containerd's image %s", pushed, img.Target.Digest)
 	}
-	checkUnpacked(t, c, img, "overlayfs")
-	if got := ctr(t, sock, "run", "--rm", ref, "lade-ctd-run", "echo", "ok"); strings.TrimSpace(got) != "ok" {
+	checkUnpacked(t, c, img, "overlayfs", mainLayers)
+	if got := ctr(t, sock, ctdNamespace, "run", "--rm", ref, "lade-ctd-run", "echo", "ok"); strings.TrimSpace(got) != "ok" {
 		t.Errorf("ctr run printed %q, want ok", got)
 	}
 
 	out = d.mustBuild(t, bctx, "--output", "type=image,name=docker.io/lade/nostore:v1,store=false")
 	mustContain(t, "progress", out, "exporting to image", "exporting with lade")
-	if listed := ctr(t, sock, "images", "ls", "-q"); strings.Contains(listed, "lade/nostore") {
+	if listed := ctr(t, sock, ctdNamespace, "images", "ls", "-q"); strings.Contains(listed, "lade/nostore") {
 		t.Errorf("store=false named the image:\n%s", listed)
 	}
 	checkEpochOnContainerd(t, d, c, bctx)
+	checkLazyBase(t, sock, reg.Host, ref)
+}
+
+// checkLazyBase: a second daemon on the same containerd, in its own
+// namespace (where none of the base image's blobs are), builds FROM the
+// pushed image with COPY --link, so the base layers stay lazy until the
+// export; unpack=true fetches them and unpacks every layer, and ctr runs
+// the image.
+func checkLazyBase(t *testing.T, sock, regHost, base string) {
+	t.Helper()
+	const ns = "lazy"
+	d := startDaemon(t, lade, fmt.Sprintf("[registry.%q]\n  http = true\n", regHost), "--oci-worker=false",
+		"--containerd-worker=true", "--containerd-worker-addr", sock, "--containerd-worker-namespace", ns)
+	bctx := contextDir(t, "FROM "+base+"\nCOPY --link extra.txt /extra.txt\n", map[string]string{"extra.txt": "extra\n"})
+	name := "docker.io/lade/lazy:v1"
+	out := d.mustBuild(t, bctx, "--output", "type=image,name="+name+",unpack=true")
+	mustContain(t, "progress", out, "unpacking to "+name)
+	c, err := ctd.New(sock, ctd.WithDefaultNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	img, err := c.ImageService().Get(context.Background(), name)
+	if err != nil {
+		t.Fatalf("image %s in namespace %s: %v", name, ns, err)
+	}
+	checkUnpacked(t, c, img, "overlayfs", mainLayers+1)
+	if got := ctr(t, sock, ns, "run", "--rm", name, "lade-ctd-lazy", "cat", "/extra.txt", "/done.txt"); got != "extra\ndone\n" {
+		t.Errorf("ctr run printed %q", got)
+	}
 }
 
 // checkEpochOnContainerd: with SOURCE_DATE_EPOCH and rewrite-timestamp,
@@ -97,7 +127,7 @@ func checkEpochOnContainerd(t *testing.T, d *daemon, c *ctd.Client, bctx string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkUnpacked(t, c, img, "overlayfs")
+	checkUnpacked(t, c, img, "overlayfs", mainLayers)
 
 	onCtd := diffIDsOf(t, ociBuild(t, d, bctx, ",rewrite-timestamp=true", epochOpt...))
 	onOCI := diffIDsOf(t, ociBuild(t, startDaemon(t, lade, ""), bctx, ",rewrite-timestamp=true", epochOpt...))
@@ -106,11 +136,11 @@ func checkEpochOnContainerd(t *testing.T, d *daemon, c *ctd.Client, bctx string)
 	}
 }
 
-// checkUnpacked verifies that img, a single-platform image, has the
-// layers of mainDockerfile without its empty one, and that after a
+// checkUnpacked verifies that img, a single-platform image, has layers
+// layers (for mainDockerfile, without its empty one), and that after a
 // containerd GC its blobs and its top chain snapshot exist in the
 // snapshotter, named in the config's gc label.
-func checkUnpacked(t *testing.T, c *ctd.Client, img images.Image, snapshotter string) {
+func checkUnpacked(t *testing.T, c *ctd.Client, img images.Image, snapshotter string, layers int) {
 	t.Helper()
 	ctx := context.Background()
 	cs := c.ContentStore()
@@ -126,8 +156,8 @@ func checkUnpacked(t *testing.T, c *ctd.Client, img images.Image, snapshotter st
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if len(mfst.Layers) != mainLayers || len(cfg.RootFS.DiffIDs) != mainLayers {
-		t.Fatalf("%d layers, %d diffIDs; want %d (the empty RUN dropped)", len(mfst.Layers), len(cfg.RootFS.DiffIDs), mainLayers)
+	if len(mfst.Layers) != layers || len(cfg.RootFS.DiffIDs) != layers {
+		t.Fatalf("%d layers, %d diffIDs; want %d (the empty RUN dropped)", len(mfst.Layers), len(cfg.RootFS.DiffIDs), layers)
 	}
 	chainID := identity.ChainID(cfg.RootFS.DiffIDs).String()
 	// A synchronous containerd GC, now that the export's lease is gone:
@@ -158,13 +188,13 @@ func checkUnpacked(t *testing.T, c *ctd.Client, img images.Image, snapshotter st
 	}
 }
 
-// ctr runs Debian's ctr on the containerd at sock, in the worker's
-// namespace, and returns its output.
-func ctr(t *testing.T, sock string, args ...string) string {
+// ctr runs Debian's ctr on the containerd at sock in namespace ns and
+// returns its output.
+func ctr(t *testing.T, sock, ns string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ctr", append([]string{"-a", sock, "-n", ctdNamespace}, args...)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "ctr", append([]string{"-a", sock, "-n", ns}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
