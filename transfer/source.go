@@ -44,11 +44,11 @@ func open(ctx context.Context, s *image.Store, ref Ref, opts Options) (*source, 
 		}
 		return &source{provider: s.Content(), root: root, name: ref.String(), close: nop}, nil
 	case KindRegistry:
-		r, err := OpenRegistry(ctx, ref.Name, opts)
+		r, name, err := OpenRegistry(ctx, ref.Name, opts)
 		if err != nil {
 			return nil, err
 		}
-		return &source{provider: r, root: r.Root(), name: r.Name(), close: r.Close}, nil
+		return &source{provider: r, root: r.Root(), name: name, close: r.Close}, nil
 	}
 	return nil, fmt.Errorf("image reference %s: unknown kind %d", ref, ref.Kind)
 }
@@ -85,12 +85,14 @@ func openLayout(ref Ref) (*source, error) {
 
 // OpenRegistry resolves name with opts.Registries (short names, aliases,
 // mirrors, blocked registries) and opens the first candidate and source
-// that answers. The error of a name that no source has lists every place
-// tried and why it failed.
-func OpenRegistry(ctx context.Context, name string, opts Options) (*push.Remote, error) {
+// that answers. It returns the image and the fully qualified name it was
+// found under (before location rewriting or mirroring: the name to store
+// it as). The error of a name that no source has lists every place tried
+// and why it failed.
+func OpenRegistry(ctx context.Context, name string, opts Options) (*push.Remote, string, error) {
 	cands, err := opts.Registries.Candidates(name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var tried []string
 	var errs []error
@@ -107,10 +109,10 @@ func OpenRegistry(ctx context.Context, name string, opts Options) (*push.Remote,
 			ro.Progress = nil
 			r, err := push.OpenRemote(ctx, src.Ref, ro)
 			if err == nil {
-				return r, nil
+				return r, c.Ref.String(), nil
 			}
 			if ctx.Err() != nil {
-				return nil, err
+				return nil, "", err
 			}
 			what := c.Origin
 			if src.Mirror {
@@ -121,7 +123,7 @@ func OpenRegistry(ctx context.Context, name string, opts Options) (*push.Remote,
 		}
 	}
 	if len(errs) == 1 {
-		return nil, errs[0]
+		return nil, "", errs[0]
 	}
-	return nil, fmt.Errorf("image %s not found: tried %s: %w", name, strings.Join(tried, "; "), errors.Join(errs...))
+	return nil, "", fmt.Errorf("image %s not found: tried %s: %w", name, strings.Join(tried, "; "), errors.Join(errs...))
 }

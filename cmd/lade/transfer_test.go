@@ -53,7 +53,14 @@ short-name-mode = "permissive"
 [[registry]]
 prefix = "%s/blocked"
 blocked = true
-`, r1.Host, r2.Host, r2.Host, r1.Host))
+
+[[registry]]
+prefix = "example.invalid/team"
+location = "%s/team"
+
+[[registry.mirror]]
+location = "%s/mirror"
+`, r1.Host, r2.Host, r2.Host, r1.Host, r2.Host, r1.Host))
 
 	p := newRunner(t)
 	out := p.ok("--registries-conf", conf, "pull", "--progress", "quiet", "team/app:1")
@@ -89,6 +96,25 @@ blocked = true
 		"-o", "type=image,name=onbase:1", top)
 	if got := a.inspect("onbase:1").Images[0].Layers; len(got) != len(arm.Layers)+1 || got[0].Digest != arm.Layers[0].Digest {
 		t.Errorf("image on base team/app:1 has layers %v, want the base's %v and one more", got, arm.Layers)
+	}
+
+	// lade commit --base too.
+	a.ok("commit", "--progress", "quiet", "--base", "docker://short:1", "--platform", "linux/arm64",
+		"--rootfs", fx.layers[2], "committed:1")
+	if got := a.inspect("committed:1").Images[0].Layers; len(got) < len(arm.Layers) || got[0].Digest != arm.Layers[0].Digest {
+		t.Errorf("commit on base short:1 has layers %v, want the base's %v first", got, arm.Layers)
+	}
+
+	// A [[registry]] location with a mirror: the mirror (which lacks the
+	// image) is tried first, then the rewritten location; the image is
+	// stored under the name asked for.
+	r1.ResetCounts()
+	out = a.ok("pull", "--progress", "quiet", "example.invalid/team/app:1")
+	if want := "example.invalid/team/app:1 " + root.String() + "\n"; out != want {
+		t.Errorf("pull through a location printed %q, want %q", out, want)
+	}
+	if r1.Count(http.MethodHead, testutil.KindManifest)+r1.Count(http.MethodGet, testutil.KindManifest) == 0 {
+		t.Error("the mirror was not tried first")
 	}
 
 	enforcing := writeConf(t, fmt.Sprintf("unqualified-search-registries = [%q, %q]\n", r1.Host, r2.Host))
