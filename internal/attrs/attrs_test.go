@@ -102,6 +102,10 @@ func TestParseOutputLenient(t *testing.T) {
 		{map[string]string{"type": "oci", "dest": "x", "source-date-epoch": ""}, "", nil, func(o Output) bool { return o.Options.Epoch == nil }},
 		{map[string]string{"type": "oci", "dest": "x", "rewrite-timestamp": "true"}, "", nil, func(o Output) bool { return o.Options.RewriteTimestamp }},
 		{map[string]string{"type": "image", "danging-name-empty-only": "true", "dangling-name-empty-only": "true"}, "", nil, func(o Output) bool { return o.DanglingEmptyOnly }},
+		// What BuildKit accepts: docker with tar=false (an OCI layout
+		// directory), push without a name (nothing pushed).
+		{map[string]string{"type": "docker", "dest": "x", "tar": "false"}, "", nil, func(o Output) bool { return !o.Tar }},
+		{map[string]string{"type": "image", "push": "true", "push-by-digest": "true"}, "", nil, func(o Output) bool { return o.Push }},
 		{map[string]string{"type": "image", "psh": "true"}, `did you mean "push"`, nil, nil},
 		{map[string]string{"type": "oci", "dest": "x", "compresion": "zstd"}, `did you mean "compression"`, nil, nil},
 		{map[string]string{"type": "oci", "dest": "x", "annotation-foo.a": "1"}, `unknown level "foo"`, nil, nil},
