@@ -16,18 +16,34 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// ErrDigestMismatch is matched (errors.Is) by the errors reporting layer data
-// whose digest or size differs from the expected one. Those errors also
-// match errdefs.ErrDataLoss.
-var ErrDigestMismatch = errors.New("digest mismatch")
+// The errors about content that does not match its descriptor, shared by
+// every package that reads content (layers here, blobs in exporter/archive
+// and registries): one sentinel and one errdefs class, data loss, because
+// such content is corrupt (in a store, a file or on the wire), and no
+// retry or change of state on the caller's side makes it right.
+var (
+	// ErrDigestMismatch is matched (errors.Is) by every error about content
+	// whose digest (or size) differs from the one its descriptor names.
+	// It matches errdefs.ErrDataLoss.
+	ErrDigestMismatch error = &classError{"content does not match its digest", errdefs.ErrDataLoss}
+	// ErrSizeMismatch is matched by the errors about content whose size
+	// differs from the one its descriptor names. They match
+	// ErrDigestMismatch (and so errdefs.ErrDataLoss) too.
+	ErrSizeMismatch error = &classError{"content does not have the size its descriptor names", ErrDigestMismatch}
+)
 
-// mismatchError reports a digest or size mismatch.
-type mismatchError struct{ msg string }
+// classError is an error with its own message that matches (errors.Is)
+// its class: the sentinels above, and the mismatch errors, whose class is
+// one of them.
+type classError struct {
+	msg   string
+	class error
+}
 
-func (e *mismatchError) Error() string { return e.msg }
+func (e *classError) Error() string { return e.msg }
 
 // Unwrap classifies the error.
-func (e *mismatchError) Unwrap() []error { return []error{ErrDigestMismatch, errdefs.ErrDataLoss} }
+func (e *classError) Unwrap() error { return e.class }
 
 // compression is how a layer stream is compressed.
 type compression int
@@ -125,14 +141,14 @@ func (v *verifier) Read(p []byte) (int, error) {
 	v.d.Hash().Write(p[:n])
 	v.n += int64(n)
 	if v.size >= 0 && v.n > v.size {
-		v.err = &mismatchError{fmt.Sprintf("%s: longer than the expected %d bytes", v.msg, v.size)}
+		v.err = &classError{fmt.Sprintf("%s: longer than the expected %d bytes", v.msg, v.size), ErrSizeMismatch}
 		return n, v.err
 	}
 	if errors.Is(err, io.EOF) {
 		if v.size >= 0 && v.n != v.size {
-			v.err = &mismatchError{fmt.Sprintf("%s: %d bytes, expected %d", v.msg, v.n, v.size)}
+			v.err = &classError{fmt.Sprintf("%s: %d bytes, expected %d", v.msg, v.n, v.size), ErrSizeMismatch}
 		} else if got := v.d.Digest(); got != v.want {
-			v.err = &mismatchError{fmt.Sprintf("%s %s expected %s", v.msg, got, v.want)}
+			v.err = &classError{fmt.Sprintf("%s %s expected %s", v.msg, got, v.want), ErrDigestMismatch}
 		}
 		if v.err != nil {
 			return n, v.err

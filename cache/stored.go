@@ -96,7 +96,7 @@ func (r *StoredRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser, 
 	}
 	if ra.Size() != desc.Size {
 		_ = ra.Close()
-		return nil, &mismatchError{fmt.Sprintf("blob %s: %d bytes in the store, expected %d", desc.Digest, ra.Size(), desc.Size)}
+		return nil, &classError{fmt.Sprintf("blob %s: %d bytes in the store, expected %d", desc.Digest, ra.Size(), desc.Size), ErrSizeMismatch}
 	}
 	epoch := cloneTime(opts.Epoch)
 	return newPipeStream(ctx, func(ctx context.Context, w io.Writer) error {

@@ -75,6 +75,11 @@ func checkMismatch(t *testing.T, err error, want string) {
 	if !errors.Is(err, cache.ErrDigestMismatch) || !errors.Is(err, errdefs.ErrDataLoss) {
 		t.Errorf("error %v does not match ErrDigestMismatch and ErrDataLoss", err)
 	}
+	// Size mismatches (their messages count bytes) match ErrSizeMismatch
+	// too, digest mismatches do not.
+	if size := strings.Contains(want, " bytes"); errors.Is(err, cache.ErrSizeMismatch) != size {
+		t.Errorf("error %v: matches ErrSizeMismatch %v, want %v", err, !size, size)
+	}
 }
 
 func TestStoredRef(t *testing.T) {

@@ -211,3 +211,30 @@ func hasLabel(out, key, value string) bool {
 	}
 	return false
 }
+
+// TestBothWorkers: with --oci-worker=true and --containerd-worker=true the
+// daemon runs both, and, as stock, the OCI worker is the default that
+// builds: the image is not named in containerd.
+func TestBothWorkers(t *testing.T) {
+	sock := containerdtest.Start(t)
+	d := startDaemon(t, lade, "", "--oci-worker=true", "--containerd-worker=true", "--containerd-worker-addr", sock)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := d.buildctl(ctx, "debug", "workers", "-v")
+	if err != nil {
+		t.Fatalf("buildctl debug workers: %v\n%s", err, out)
+	}
+	var executors []string
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == "org.mobyproject.buildkit.worker.executor" {
+			executors = append(executors, strings.TrimSpace(v))
+		}
+	}
+	if fmt.Sprint(executors) != "[oci containerd]" {
+		t.Fatalf("worker executors %v, want [oci containerd] (the OCI worker first, the default):\n%s", executors, out)
+	}
+	d.mustBuild(t, contextDir(t, "FROM scratch\nCOPY busybox /bin/busybox\n", nil), "--output", "type=image,name=docker.io/lade/both:v1")
+	if listed := ctr(t, sock, ctdNamespace, "images", "ls", "-q"); strings.Contains(listed, "lade/both") {
+		t.Errorf("the build ran on the containerd worker, not the default OCI worker:\n%s", listed)
+	}
+}

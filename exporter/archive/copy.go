@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/progress"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -26,8 +27,8 @@ var copyBufs = sync.Pool{New: func() any {
 // CopyBlob streams the blob desc from p into w without buffering it whole,
 // verifying its size before the first byte and its digest at the end.
 // onBytes, when not nil, is called with each chunk's length. On a mismatch
-// the error wraps ErrSizeMismatch or ErrDigestMismatch; w has then received
-// (some of) the wrong bytes and must be discarded.
+// the error wraps cache.ErrSizeMismatch or cache.ErrDigestMismatch; w has
+// then received (some of) the wrong bytes and must be discarded.
 func CopyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, w io.Writer, onBytes func(int64)) error {
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("descriptor %q: %w", desc.Digest, err)
@@ -38,7 +39,7 @@ func CopyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, 
 	}
 	defer ra.Close()
 	if ra.Size() != desc.Size {
-		return fmt.Errorf("blob %s: found %d bytes, want %d: %w", desc.Digest, ra.Size(), desc.Size, ErrSizeMismatch)
+		return fmt.Errorf("blob %s: found %d bytes, want %d: %w", desc.Digest, ra.Size(), desc.Size, cache.ErrSizeMismatch)
 	}
 	verifier := desc.Digest.Verifier()
 	r := &ctxReader{ctx: ctx, r: io.LimitReader(content.NewReader(ra), desc.Size), onBytes: onBytes}
@@ -49,10 +50,10 @@ func CopyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, 
 		return fmt.Errorf("copy blob %s: %w", desc.Digest, err)
 	}
 	if n != desc.Size {
-		return fmt.Errorf("blob %s: read %d bytes, want %d: %w", desc.Digest, n, desc.Size, ErrSizeMismatch)
+		return fmt.Errorf("blob %s: read %d bytes, want %d: %w", desc.Digest, n, desc.Size, cache.ErrSizeMismatch)
 	}
 	if !verifier.Verified() {
-		return fmt.Errorf("blob %s (%d bytes): %w", desc.Digest, desc.Size, ErrDigestMismatch)
+		return fmt.Errorf("blob %s (%d bytes): %w", desc.Digest, desc.Size, cache.ErrDigestMismatch)
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"io"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/errdefs"
+	"github.com/lade-build/lade/cache"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -18,16 +18,6 @@ const MaxJSONSize = 16 << 20
 
 // maxDepth bounds index nesting.
 const maxDepth = 16
-
-var (
-	// ErrDigestMismatch is wrapped by every error about content whose digest
-	// is not the one its descriptor names. It is an errdefs failed
-	// precondition.
-	ErrDigestMismatch = fmt.Errorf("content does not match its digest: %w", errdefs.ErrFailedPrecondition)
-	// ErrSizeMismatch is wrapped by every error about content whose size is
-	// not the one its descriptor names. It is an errdefs failed precondition.
-	ErrSizeMismatch = fmt.Errorf("content does not have the size its descriptor names: %w", errdefs.ErrFailedPrecondition)
-)
 
 // Blob is one node of an image's blob graph.
 type Blob struct {
@@ -159,8 +149,8 @@ func parseChildren(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, 
 }
 
 // ReadVerified reads a whole blob (at most MaxJSONSize bytes) from p and
-// checks its size and digest. Errors wrap ErrSizeMismatch or
-// ErrDigestMismatch when the content is wrong.
+// checks its size and digest. Errors wrap cache.ErrSizeMismatch or
+// cache.ErrDigestMismatch when the content is wrong.
 func ReadVerified(ctx context.Context, p content.Provider, desc ocispec.Descriptor) ([]byte, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("descriptor %q: %w", desc.Digest, err)
@@ -174,7 +164,7 @@ func ReadVerified(ctx context.Context, p content.Provider, desc ocispec.Descript
 	}
 	defer ra.Close()
 	if ra.Size() != desc.Size {
-		return nil, fmt.Errorf("blob %s: found %d bytes, want %d: %w", desc.Digest, ra.Size(), desc.Size, ErrSizeMismatch)
+		return nil, fmt.Errorf("blob %s: found %d bytes, want %d: %w", desc.Digest, ra.Size(), desc.Size, cache.ErrSizeMismatch)
 	}
 	data := make([]byte, desc.Size)
 	if n, err := ra.ReadAt(data, 0); n != len(data) {
@@ -184,7 +174,7 @@ func ReadVerified(ctx context.Context, p content.Provider, desc ocispec.Descript
 		return nil, fmt.Errorf("read blob %s: got %d of %d bytes: %w", desc.Digest, n, desc.Size, err)
 	}
 	if got := desc.Digest.Algorithm().FromBytes(data); got != desc.Digest {
-		return nil, fmt.Errorf("blob %s: read content with digest %s: %w", desc.Digest, got, ErrDigestMismatch)
+		return nil, fmt.Errorf("blob %s: read content with digest %s: %w", desc.Digest, got, cache.ErrDigestMismatch)
 	}
 	return data, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/distribution/reference"
+	"github.com/lade-build/lade/cache"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -149,7 +150,7 @@ func Import(ctx context.Context, p content.Provider, desc ocispec.Descriptor, in
 		}
 		defer ra.Close()
 		if ra.Size() != b.Desc.Size {
-			return fmt.Errorf("import %s %s: found %d bytes, want %d: %w", Kind(b.Desc.MediaType), b.Desc.Digest, ra.Size(), b.Desc.Size, ErrSizeMismatch)
+			return fmt.Errorf("import %s %s: found %d bytes, want %d: %w", Kind(b.Desc.MediaType), b.Desc.Digest, ra.Size(), b.Desc.Size, cache.ErrSizeMismatch)
 		}
 		if err := content.WriteBlob(ctx, ing, ref, content.NewReader(ra), b.Desc); err != nil {
 			return fmt.Errorf("import %s %s: %w", Kind(b.Desc.MediaType), b.Desc.Digest, err)

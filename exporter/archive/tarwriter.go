@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/progress"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -84,7 +85,7 @@ func (t *TarWriter) Blob(ctx context.Context, p content.Provider, b Blob, onByte
 	size := ra.Size()
 	ra.Close()
 	if size != b.Desc.Size {
-		return fmt.Errorf("blob %s: found %d bytes, want %d: %w", b.Desc.Digest, size, b.Desc.Size, ErrSizeMismatch)
+		return fmt.Errorf("blob %s: found %d bytes, want %d: %w", b.Desc.Digest, size, b.Desc.Size, cache.ErrSizeMismatch)
 	}
 	if err := t.tw.WriteHeader(t.header(name, tar.TypeReg, 0o644, b.Desc.Size)); err != nil {
 		return fmt.Errorf("write tar entry %s: %w", name, err)

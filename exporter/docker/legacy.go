@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter/archive"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -87,7 +88,7 @@ func describeLayer(t *archive.TarFile, name string, diffID digest.Digest) (ocisp
 	}
 	d.Digest = dg.Digest()
 	if d.MediaType == archive.MediaTypeDockerLayer && d.Digest != diffID {
-		return ocispec.Descriptor{}, fmt.Errorf("layer %s is neither gzip nor zstd, and as a plain tar its digest %s is not its diff_id %s: %w", name, d.Digest, diffID, archive.ErrDigestMismatch)
+		return ocispec.Descriptor{}, fmt.Errorf("layer %s is neither gzip nor zstd, and as a plain tar its digest %s is not its diff_id %s: %w", name, d.Digest, diffID, cache.ErrDigestMismatch)
 	}
 	return d, nil
 }

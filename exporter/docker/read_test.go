@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter/archive"
 	"github.com/lade-build/lade/exporter/archive/archivetest"
 	digest "github.com/opencontainers/go-digest"
@@ -120,7 +121,7 @@ func TestReadLegacyDockerSave(t *testing.T) {
 	// A plain layer that is not its diff_id is refused.
 	entries[1].Data = tarOf(t, "a.txt", "tampered")
 	archivetest.WriteTar(t, file, entries)
-	if _, err := ReadArchive(context.Background(), file, "old:1", archivetest.NewStore(t)); !errors.Is(err, archive.ErrDigestMismatch) {
+	if _, err := ReadArchive(context.Background(), file, "old:1", archivetest.NewStore(t)); !errors.Is(err, cache.ErrDigestMismatch) {
 		t.Fatalf("tampered plain layer: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter/archive"
 	"github.com/lade-build/lade/exporter/archive/archivetest"
 	"github.com/lade-build/lade/progress"
@@ -136,9 +137,9 @@ func TestCorruptBlob(t *testing.T) {
 	img := archivetest.Build(t, cs, archivetest.Spec{Platforms: []string{"linux/amd64", "linux/arm64"}})
 	bad := img.Platforms[1].Layers[1].Desc
 	for _, truncate := range []bool{false, true} {
-		want := archive.ErrDigestMismatch
+		want := cache.ErrDigestMismatch
 		if truncate {
-			want = archive.ErrSizeMismatch
+			want = cache.ErrSizeMismatch
 		}
 		p := archivetest.Corrupt(cs, bad.Digest, truncate)
 		dir := filepath.Join(t.TempDir(), "layout")

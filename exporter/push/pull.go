@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/labels"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/internal/writeback"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -164,10 +165,10 @@ func (j *pullJob) fetchBytes(ctx context.Context, desc ocispec.Descriptor) ([]by
 		return nil, err
 	}
 	if int64(len(b)) != desc.Size {
-		return nil, fmt.Errorf("got %d bytes, want %d", len(b), desc.Size)
+		return nil, fmt.Errorf("got %d bytes, want %d: %w", len(b), desc.Size, cache.ErrSizeMismatch)
 	}
 	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
-		return nil, fmt.Errorf("content has digest %s: %w", got, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("content has digest %s: %w", got, cache.ErrDigestMismatch)
 	}
 	return b, nil
 }

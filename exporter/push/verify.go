@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/containerd/errdefs"
+	"github.com/lade-build/lade/cache"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -29,8 +29,7 @@ func (v *verifiedReader) Read(p []byte) (int, error) {
 		v.d.Hash().Write(p[:n])
 		v.off += int64(n)
 		if v.off == v.desc.Size && v.d.Digest() != v.desc.Digest {
-			return 0, fmt.Errorf("blob %s in the store is corrupt: its content does not match its digest (run lade check): %w",
-				v.desc.Digest, errdefs.ErrDataLoss)
+			return 0, fmt.Errorf("blob %s in the store is corrupt (run lade check): %w", v.desc.Digest, cache.ErrDigestMismatch)
 		}
 	}
 	return n, err
