@@ -11,6 +11,9 @@
 # directory first on PATH where buildkitd is the daemon under test, buildctl
 # is stock's and registry is Debian's docker-registry; the mirror is built
 # once from Debian's busybox-static (hack/conformance/mirror.sh) and cached.
+# BuildKit's S3 tests start a MinIO server and client (silo, mc), which
+# Debian does not package: hack/conformance/s3/ has stand-ins serving S3
+# with s3rver (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -120,7 +123,7 @@ while [ $# -gt 0 ]; do
 done
 case $daemon in stock | lade | both) ;; *) echo "conformance: --daemon must be stock, lade or both, not $daemon" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "conformance: the oci worker needs root; run as root" >&2; exit 1; }
-for tool in runc docker-registry busybox curl jq flock; do
+for tool in runc docker-registry busybox curl jq flock node s3rver azurite; do
 	command -v "$tool" >/dev/null || { echo "conformance: $tool not installed: run hack/install-test-deps.sh" >&2; exit 1; }
 done
 
@@ -198,6 +201,9 @@ run_daemon() {
 	ln -sf "$bkd" "$path/buildkitd"
 	ln -sf "$work/bin/buildctl" "$path/buildctl"
 	ln -sf "$(command -v docker-registry)" "$path/registry"
+	# BuildKit's S3 tests start MinIO (`silo`, `mc`): stand-ins on s3rver.
+	ln -sf "$root/hack/conformance/s3/silo" "$path/silo"
+	ln -sf "$root/hack/conformance/s3/mc" "$path/mc"
 	echo "== $name: $(wc -l <"$work/tests.txt") tests ($(date -u +%H:%M:%S))"
 	# REGISTRY_VALIDATION_DISABLED: the test registries take foreign-layer
 	# URLs, as Docker Hub does (see hack/conformance/mirror.sh).

@@ -33,7 +33,7 @@ func writeReport(b *strings.Builder, title string, list [][2]string, stock, lade
 			detail = "skipped: " + s.detail
 		}
 		note := ""
-		if s.status != "pass" {
+		if stock != nil && s.status != "pass" {
 			note = why[name]
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", name, mark(stock, s), mark(lade, l), cell(detail), cell(note))
