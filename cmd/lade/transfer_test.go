@@ -288,3 +288,26 @@ func stopCopyMidway(t *testing.T, d *runner, ref string, sig os.Signal, ready fu
 		t.Fatalf("the copy stopped by %v exited 0", sig)
 	}
 }
+
+// TestPullAuth pulls from a registry with basic auth: the docker config's
+// credentials work as for pushes; without them the error says where
+// credentials come from and shows no secret.
+func TestPullAuth(t *testing.T) {
+	fx := newFixture(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true})
+	ref := reg.Host + "/private/app:1"
+	cfg := "DOCKER_CONFIG=" + dockerConfig(t, reg.Host, reg.User, reg.Password)
+	c := newRunner(t)
+	c.env = []string{cfg}
+	root := pushFixture(t, c, fx, ref, true)
+
+	p := newRunner(t)
+	p.env = []string{cfg}
+	if out := p.ok("pull", "--progress", "quiet", ref); out != ref+" "+root.String()+"\n" {
+		t.Errorf("pull printed %q", out)
+	}
+	r := newRunner(t).fail("docker login", "pull", ref)
+	if strings.Contains(r.stderr, reg.Password) {
+		t.Errorf("the error shows the password: %s", r.stderr)
+	}
+}

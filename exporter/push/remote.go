@@ -94,31 +94,40 @@ type remoteReader struct {
 }
 
 // ReadAt reads len(p) bytes at off, fetching (again) when off is not where
-// the stream is.
+// the stream is. A stream that breaks (connection reset, early EOF, 5xx) is
+// fetched again from where it stopped, with the Remote's retry policy.
 func (rr *remoteReader) ReadAt(p []byte, off int64) (int, error) {
 	if off >= rr.desc.Size {
 		return 0, io.EOF
-	}
-	if rr.rc == nil || off != rr.off {
-		if err := rr.open(off); err != nil {
-			return 0, err
-		}
 	}
 	want := p
 	if rest := rr.desc.Size - off; int64(len(want)) > rest {
 		want = want[:rest]
 	}
-	n, err := io.ReadFull(rr.rc, want)
-	rr.off += int64(n)
+	done := 0
+	opts := rr.r.s.opts
+	_, err := retry(rr.ctx, opts.MaxAttempts, opts.RetryDelay, func(context.Context) (struct{}, error) {
+		if rr.rc == nil || rr.off != off+int64(done) {
+			if err := rr.open(off + int64(done)); err != nil {
+				return struct{}{}, err
+			}
+		}
+		n, err := io.ReadFull(rr.rc, want[done:])
+		done += n
+		rr.off += int64(n)
+		if err != nil {
+			rr.rc.Close()
+			rr.rc = nil
+		}
+		return struct{}{}, err
+	})
 	if err != nil {
-		rr.rc.Close()
-		rr.rc = nil
-		return n, rr.r.s.scrub(fmt.Errorf("fetch %s from %s: %w", describe(rr.desc), rr.r.name.Name(), err))
+		return done, rr.r.s.scrub(fmt.Errorf("fetch %s from %s: %w", describe(rr.desc), rr.r.name.Name(), err))
 	}
-	if n < len(p) {
-		return n, io.EOF
+	if done < len(p) {
+		return done, io.EOF
 	}
-	return n, nil
+	return done, nil
 }
 
 // open starts a fetch and skips to off.
@@ -129,12 +138,11 @@ func (rr *remoteReader) open(off int64) error {
 	}
 	rc, err := rr.r.fetcher.Fetch(rr.ctx, rr.desc)
 	if err != nil {
-		err = rr.r.s.explainAuth(err, reference.Domain(rr.r.name))
-		return rr.r.s.scrub(fmt.Errorf("fetch %s from %s: %w", describe(rr.desc), rr.r.name.Name(), err))
+		return rr.r.s.explainAuth(err, reference.Domain(rr.r.name))
 	}
 	if _, err := io.CopyN(io.Discard, rc, off); err != nil {
 		rc.Close()
-		return fmt.Errorf("fetch %s from %s: skip to %d: %w", describe(rr.desc), rr.r.name.Name(), off, err)
+		return fmt.Errorf("skip to byte %d: %w", off, err)
 	}
 	rr.rc, rr.off = rc, off
 	return nil
