@@ -82,7 +82,8 @@ func TestFlagsMatchStock(t *testing.T) {
 // harness (util/testutil/workers, v0.34.2) starts buildkitd for its OCI
 // worker — those flags, a config with [otel] and [cdi], its environment
 // including BUILDKIT_DEBUG_FORCE_OVERLAY_DIFF=true and a unix debug
-// address — builds, keeps lade's differ, and serves the debug address.
+// address — builds, keeps lade's differ, and serves the debug address
+// (profiles, and the build's metrics at /metrics).
 func TestHarnessInvocation(t *testing.T) {
 	state := t.TempDir()
 	cfg := filepath.Join(state, "buildkitd.toml")
@@ -113,6 +114,10 @@ func TestHarnessInvocation(t *testing.T) {
 	curl, err := exec.Command("curl", "-sf", "--unix-socket", debugSock, "http://debug/debug/pprof/").CombinedOutput()
 	if err != nil || !strings.Contains(string(curl), "goroutine") {
 		t.Errorf("debug address: %v\n%.300s", err, curl)
+	}
+	metrics, err := exec.Command("curl", "-sf", "--unix-socket", debugSock, "http://debug/metrics").CombinedOutput()
+	if err != nil || !strings.Contains(string(metrics), `buildkit_build_duration_seconds_count{`) {
+		t.Errorf("debug address /metrics after a build: %v\n%.500s", err, metrics)
 	}
 	if _, err := os.Stat(filepath.Join(state, "otel-grpc.sock")); err != nil {
 		t.Errorf("OTEL trace socket from [otel] socketPath: %v", err)

@@ -222,6 +222,7 @@ func newController(ctx context.Context, cfg *config.Config, differ string, tel *
 		// Traces clients send are kept in memory for the build history and
 		// go to the OTEL exporter if one is configured, as in buildkitd.
 		TraceCollector: tel.collector,
+		MeterProvider:  tel.meter,
 	})
 }
 

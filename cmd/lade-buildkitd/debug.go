@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/sys"
 	"github.com/moby/buildkit/util/bklog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/trace"
 )
 
 // debugListener listens on a debug address: host:port, tcp://host:port or
@@ -31,7 +35,8 @@ func debugListener(addr string) (net.Listener, error) {
 	return nil, fmt.Errorf("address %s: use host:port, tcp://host:port or unix:///path", addr)
 }
 
-// serveDebug serves Go's profiles (/debug/pprof/) on addr, as buildkitd's
+// serveDebug serves Go's profiles (/debug/pprof/), expvars, request traces
+// and Prometheus metrics (/metrics) on addr, as buildkitd's
 // --debugaddr does, until ctx ends. The address is opt-in: anyone who can
 // reach it can read the daemon's profiles, so it is meant for 127.0.0.1 or
 // a unix socket's peers, never a public interface.
@@ -46,6 +51,16 @@ func serveDebug(ctx context.Context, addr string) (func(), error) {
 	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.Handle("/debug/vars", expvar.Handler())
+	// The address is opt-in: whoever reaches it may read request traces.
+	trace.AuthRequest = func(*http.Request) (bool, bool) { return true, true }
+	m.HandleFunc("/debug/requests", trace.Traces)
+	m.HandleFunc("/debug/events", trace.Events)
+	m.HandleFunc("/debug/gc", func(http.ResponseWriter, *http.Request) {
+		runtime.GC()
+		bklog.L.Debugf("triggered GC from debug endpoint")
+	})
+	m.Handle("/metrics", promhttp.Handler())
 	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
 	bklog.L.Infof("debug handlers listening at %s", l.Addr())
 	go func() {

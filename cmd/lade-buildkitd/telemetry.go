@@ -7,22 +7,27 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/tracing"
 	"github.com/moby/buildkit/util/tracing/detect"
 	"github.com/moby/buildkit/util/tracing/transform"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracev1 "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 )
 
-// telemetry is the daemon's tracing, as buildkitd's: spans of API calls
-// and builds go to the build history's recorder and, when OTEL_*
+// telemetry is the daemon's tracing and metrics, as buildkitd's: spans of
+// API calls and builds go to the build history's recorder and, when OTEL_*
 // variables configure one, to an OpenTelemetry exporter; build steps send
-// theirs to the trace socket.
+// theirs to the trace socket; metrics go to Prometheus's registry.
 type telemetry struct {
 	provider  *sdktrace.TracerProvider
+	meter     *sdkmetric.MeterProvider
 	collector tracing.MultiSpanExporter
 	socket    *grpc.Server
 }
@@ -41,6 +46,9 @@ func newTelemetry(ctx context.Context, socketPath string) (*telemetry, error) {
 		opts = append(opts, sdktrace.WithBatcher(exp))
 	}
 	t.provider = sdktrace.NewTracerProvider(opts...)
+	if t.meter, err = newMeterProvider(ctx); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(socketPath), 0o700); err != nil {
 		return nil, fmt.Errorf("trace socket %s: %w", socketPath, err)
 	}
@@ -62,6 +70,7 @@ func newTelemetry(ctx context.Context, socketPath string) (*telemetry, error) {
 func (t *telemetry) statsHandler() grpc.ServerOption {
 	return grpc.StatsHandler(tracing.ServerStatsHandler(
 		otelgrpc.WithTracerProvider(t.provider),
+		otelgrpc.WithMeterProvider(t.meter),
 		otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
 	))
 }
@@ -72,6 +81,36 @@ func (t *telemetry) close(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = t.provider.Shutdown(ctx)
+	_ = t.meter.Shutdown(ctx)
+}
+
+// newMeterProvider returns buildkitd's meter provider: metrics for the
+// Prometheus registry served at the debug address's /metrics, and for the
+// OTEL metric exporter when OTEL_* variables configure one; build
+// durations are exponential histograms by status.
+func newMeterProvider(ctx context.Context) (*sdkmetric.MeterProvider, error) {
+	opts := []sdkmetric.Option{
+		sdkmetric.WithResource(detect.Resource()),
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "buildkit.build.duration", Kind: sdkmetric.InstrumentKindHistogram},
+			sdkmetric.Stream{
+				Aggregation:     sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20},
+				AttributeFilter: attribute.NewAllowKeysFilter("status"),
+			})),
+	}
+	if r, err := prometheus.New(); err != nil {
+		bklog.L.WithError(err).Error("failed prometheus metrics configuration")
+	} else {
+		opts = append(opts, sdkmetric.WithReader(r))
+	}
+	exp, err := detect.NewMetricExporter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("OTEL metric exporter: %w", err)
+	}
+	if !detect.IsNoneMetricExporter(exp) {
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	}
+	return sdkmetric.NewMeterProvider(opts...), nil
 }
 
 // traceCollector is the OTLP trace service of the trace socket.
