@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter/archive"
 	"github.com/lade-build/lade/internal/testutil"
 	"github.com/lade-build/lade/progress"
@@ -175,7 +176,7 @@ func TestImportVerifies(t *testing.T) {
 	m[layer.Digest] = bytes.ToUpper(m[layer.Digest]) // same size, wrong digest
 	_, store := testutil.ContentStores(t)
 	err := Import(ctx, m, root, store, nil)
-	if !errors.Is(err, archive.ErrDigestMismatch) {
+	if !errors.Is(err, cache.ErrDigestMismatch) {
 		t.Fatalf("want a digest mismatch, got %v", err)
 	}
 	if _, err := store.Info(ctx, layer.Digest); !errdefs.IsNotFound(err) {
