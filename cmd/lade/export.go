@@ -77,20 +77,11 @@ func runExport(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	disp, err := newDisplay(c)
-	if err != nil {
+	var results []outputResult
+	err = withStore(ctx, c, func(s *image.Store, pw progress.Writer) (err error) {
+		results, err = exportAll(ctx, s, inputs, edits, outs, time.Now(), pw, reg)
 		return err
-	}
-	s, err := openStore(ctx, c)
-	if err != nil {
-		disp.Close()
-		return err
-	}
-	defer s.Close()
-	results, err := exportAll(ctx, s, inputs, edits, outs, time.Now(), disp, reg)
-	if cerr := disp.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
 		return err
 	}
