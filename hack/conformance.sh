@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs BuildKit's own client integration tests (package
 # github.com/moby/buildkit/client, at the version go.mod pins) against stock
-# buildkitd built from this module and against lade-buildkitd, offline,
-# worker=oci, and prints a side-by-side table (test, stock, lade, first error
-# line, why stock cannot pass it offline) with the counts.
+# buildkitd built from this module and against lade-buildkitd, offline, on
+# BuildKit's oci and containerd test workers, and prints a side-by-side
+# table (test, stock, lade, first error line, why stock cannot pass it
+# offline) with the counts.
 #
 # BuildKit's harness (util/testutil/integration, util/testutil/workers)
 # starts `buildkitd` and `registry` from PATH and serves the images the tests
@@ -21,6 +22,7 @@ root=$(pwd)
 usage() {
 	cat <<'USAGE'
 Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|both]
+                           [--worker oci|containerd|both]
 
   (no flag)     the CI subset (ci_tests in this script): tests that pass on
                 both daemons today, a few minutes on 2 cores; fails unless
@@ -35,6 +37,9 @@ Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|both]
                 or a few:
                   hack/conformance.sh --run 'TestSourceDateEpoch|TestBuildExportZstd'
   --daemon D    stock, lade or both (default both).
+  --worker W    BuildKit's test worker: oci, containerd (the harness starts
+                Debian's containerd for each test) or both. Default: both
+                with --all, oci otherwise.
   -h, --help    this text.
 
 Environment:
@@ -102,7 +107,7 @@ ci_tests=(
 # The files --all covers (their sections of allTests in client/client_test.go).
 all_files=(client_export_image_test.go client_export_metadata_test.go client_cache_test.go)
 
-mode=ci regex="" daemon=both
+mode=ci regex="" daemon=both worker=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--all) mode=all ;;
@@ -116,14 +121,25 @@ while [ $# -gt 0 ]; do
 		daemon=$2
 		shift
 		;;
+	--worker)
+		[ $# -ge 2 ] || { echo "conformance: --worker needs oci, containerd or both" >&2; exit 2; }
+		worker=$2
+		shift
+		;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "conformance: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
 case $daemon in stock | lade | both) ;; *) echo "conformance: --daemon must be stock, lade or both, not $daemon" >&2; exit 2 ;; esac
+[ -n "$worker" ] || { [ "$mode" = all ] && worker=both || worker=oci; }
+case $worker in
+oci | containerd) workers=$worker ;;
+both) workers=oci,containerd ;;
+*) echo "conformance: --worker must be oci, containerd or both, not $worker" >&2; exit 2 ;;
+esac
 [ "$(id -u)" -eq 0 ] || { echo "conformance: the oci worker needs root; run as root" >&2; exit 1; }
-for tool in runc docker-registry busybox curl jq flock node s3rver azurite; do
+for tool in runc containerd docker-registry busybox curl jq flock node s3rver azurite; do
 	command -v "$tool" >/dev/null || { echo "conformance: $tool not installed: run hack/install-test-deps.sh" >&2; exit 1; }
 done
 
@@ -172,7 +188,7 @@ if [ ! -s "$work/tests.txt" ]; then
 	exit 2
 fi
 names=$(cut -f2 "$work/tests.txt" | paste -sd'|')
-echo "conformance: $(wc -l <"$work/tests.txt") tests, daemon $daemon, work dir $work"
+echo "conformance: $(wc -l <"$work/tests.txt") tests, daemon $daemon, worker $worker, work dir $work"
 
 echo "== building the test binary, stock buildkitd and buildctl, lade-buildkitd"
 mkdir -p "$work/bin"
@@ -210,13 +226,13 @@ run_daemon() {
 	PATH="$path:$PATH" GOMAXPROCS="${LADE_CONFORMANCE_PARALLEL:-2}" \
 		BUILDKIT_REGISTRY_MIRROR_DIR="$cache/mirror" REGISTRY_VALIDATION_DISABLED=true \
 		go tool test2json -p client "$work/bin/client.test" -test.v=test2json \
-		-test.run "^TestIntegration\$/^($names)\$/^worker=oci\$" \
+		-test.run "^TestIntegration\$/^($names)\$/^worker=(${workers/,/|})\$" \
 		-test.parallel "${LADE_CONFORMANCE_PARALLEL:-2}" -test.timeout 90m \
 		>"$work/$name.json" 2>&1 || rc=$?
 	echo "== $name: done ($(date -u +%H:%M:%S)), go test exit $rc"
 }
 
-report_args=(-tests "$work/tests.txt" -reasons hack/conformance/stock-offline.txt -title "$title" -out "$work/table.md")
+report_args=(-tests "$work/tests.txt" -workers "$workers" -reasons hack/conformance/stock-offline.txt -title "$title" -out "$work/table.md")
 if [ "$daemon" != lade ]; then
 	run_daemon stock "$work/bin/buildkitd"
 	report_args+=(-stock "$work/stock.json")

@@ -7,9 +7,11 @@
 // Usage:
 //
 //	go run ./hack/conformance -tests LIST [-stock JSON] [-lade JSON]
-//	    [-reasons FILE] [-title TEXT] [-out FILE] [-require-pass]
+//	    [-reasons FILE] [-title TEXT] [-workers oci,containerd] [-out FILE]
+//	    [-require-pass]
 //
-// LIST has one "FILE<TAB>TestName" line per test, in table order. A daemon
+// LIST has one "FILE<TAB>TestName" line per test, in table order; each test
+// has a row per worker in -workers (default oci). A daemon
 // whose JSON is not given gets "–" in its column. FILE in -reasons has
 // "TestName<TAB>reason" lines: why the test cannot pass offline on stock
 // either; it is shown for tests that do not pass on stock.
@@ -41,6 +43,7 @@ func run(args []string, stdout io.Writer) error {
 	lade := fs.String("lade", "", "go test -json output of the run against lade-buildkitd")
 	reasons := fs.String("reasons", "", "file of TestName<TAB>reason lines: why stock cannot pass it offline")
 	title := fs.String("title", "BuildKit client integration tests", "the report's heading")
+	workers := fs.String("workers", "oci", "comma-separated BuildKit test workers the runs used (oci, containerd)")
 	out := fs.String("out", "", "also write the report to this file")
 	requirePass := fs.Bool("require-pass", false, "fail unless every listed test passed on every daemon given")
 	if err := fs.Parse(args); err != nil {
@@ -49,10 +52,11 @@ func run(args []string, stdout io.Writer) error {
 	if *tests == "" {
 		return errors.New("-tests is required: a file of FILE<TAB>TestName lines")
 	}
-	list, err := readPairs(*tests)
+	pairs, err := readPairs(*tests)
 	if err != nil {
 		return err
 	}
+	list := expandRows(pairs, strings.Split(*workers, ","))
 	why := map[string]string{}
 	if *reasons != "" {
 		pairs, err := readPairs(*reasons)
@@ -73,7 +77,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 	var b strings.Builder
-	writeReport(&b, *title, list, daemons[0], daemons[1], why)
+	writeReport(&b, *title, *workers, list, daemons[0], daemons[1], why)
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return err
 	}
@@ -90,15 +94,15 @@ func run(args []string, stdout io.Writer) error {
 
 // allPassed returns an error naming the tests that did not pass on a
 // daemon that was run.
-func allPassed(list [][2]string, daemons []map[string]result) error {
+func allPassed(list []row, daemons []map[string]result) error {
 	var failed []string
 	for i, m := range daemons {
 		if m == nil {
 			continue
 		}
 		for _, t := range list {
-			if r := m[t[1]]; r.status != "pass" {
-				failed = append(failed, fmt.Sprintf("%s on %s (%s)", t[1], [2]string{"stock", "lade"}[i], mark(m, r)))
+			if r := m[t.key]; r.status != "pass" {
+				failed = append(failed, fmt.Sprintf("%s on %s (%s)", t.label, [2]string{"stock", "lade"}[i], mark(m, r)))
 			}
 		}
 	}
@@ -106,6 +110,29 @@ func allPassed(list [][2]string, daemons []map[string]result) error {
 		return fmt.Errorf("%d did not pass: %s", len(failed), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// row is one line of the table: a test on one worker.
+type row struct {
+	file  string // the test's source file
+	test  string // TestXxx
+	key   string // TestXxx/worker=W, as readResults keys results
+	label string // what the table shows: TestXxx, with the worker when there are several
+}
+
+// expandRows makes a row per test and worker.
+func expandRows(tests [][2]string, workers []string) []row {
+	var rows []row
+	for _, t := range tests {
+		for _, w := range workers {
+			r := row{file: t[0], test: t[1], key: t[1] + "/worker=" + w, label: t[1]}
+			if len(workers) > 1 {
+				r.label += " (" + w + ")"
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows
 }
 
 // readPairs reads a file of KEY<TAB>VALUE lines; blank lines and lines

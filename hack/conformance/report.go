@@ -9,18 +9,17 @@ import (
 // writeReport writes the Markdown report: counts, one table per test file,
 // and the tests that pass on stock but not on lade. A nil daemon map means
 // that daemon was not run.
-func writeReport(b *strings.Builder, title string, list [][2]string, stock, lade map[string]result, why map[string]string) {
-	fmt.Fprintf(b, "### %s\n\nRun %s, worker=oci, offline (hack/conformance.sh).\n\n",
-		title, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+func writeReport(b *strings.Builder, title, workers string, list []row, stock, lade map[string]result, why map[string]string) {
+	fmt.Fprintf(b, "### %s\n\nRun %s, worker=%s, offline (hack/conformance.sh).\n\n",
+		title, time.Now().UTC().Format("2006-01-02 15:04 UTC"), workers)
 	writeCounts(b, list, stock, lade)
 	file := ""
 	for _, t := range list {
-		if t[0] != file {
-			file = t[0]
+		if t.file != file {
+			file = t.file
 			fmt.Fprintf(b, "\n#### %s\n\n| test | stock | lade | first error (lade's; stock's where only stock fails) | why stock fails offline |\n|---|---|---|---|---|\n", file)
 		}
-		name := t[1]
-		s, l := lookup(stock, name), lookup(lade, name)
+		s, l := lookup(stock, t.key), lookup(lade, t.key)
 		detail := ""
 		switch {
 		case l.status == "fail" || (lade != nil && l.status == ""):
@@ -34,19 +33,19 @@ func writeReport(b *strings.Builder, title string, list [][2]string, stock, lade
 		}
 		note := ""
 		if stock != nil && s.status != "pass" {
-			note = why[name]
+			note = why[t.test]
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", name, mark(stock, s), mark(lade, l), cell(detail), cell(note))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.label, mark(stock, s), mark(lade, l), cell(detail), cell(note))
 	}
 	writeRegressions(b, list, stock, lade)
 }
 
 // writeCounts writes how many tests each daemon passed, failed and skipped.
-func writeCounts(b *strings.Builder, list [][2]string, stock, lade map[string]result) {
+func writeCounts(b *strings.Builder, list []row, stock, lade map[string]result) {
 	count := func(m map[string]result, status string) int {
 		n := 0
 		for _, t := range list {
-			if lookup(m, t[1]).status == status {
+			if lookup(m, t.key).status == status {
 				n++
 			}
 		}
@@ -54,11 +53,11 @@ func writeCounts(b *strings.Builder, list [][2]string, stock, lade map[string]re
 	}
 	both := 0
 	for _, t := range list {
-		if lookup(stock, t[1]).status == "pass" && lookup(lade, t[1]).status == "pass" {
+		if lookup(stock, t.key).status == "pass" && lookup(lade, t.key).status == "pass" {
 			both++
 		}
 	}
-	fmt.Fprintf(b, "| | tests | pass | fail | skip |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "| | rows | pass | fail | skip |\n|---|---|---|---|---|\n")
 	for _, d := range []struct {
 		name string
 		m    map[string]result
@@ -76,15 +75,15 @@ func writeCounts(b *strings.Builder, list [][2]string, stock, lade map[string]re
 }
 
 // writeRegressions lists the tests that pass on stock and not on lade.
-func writeRegressions(b *strings.Builder, list [][2]string, stock, lade map[string]result) {
+func writeRegressions(b *strings.Builder, list []row, stock, lade map[string]result) {
 	if stock == nil || lade == nil {
 		return
 	}
 	var lines []string
 	for _, t := range list {
-		s, l := lookup(stock, t[1]), lookup(lade, t[1])
+		s, l := lookup(stock, t.key), lookup(lade, t.key)
 		if s.status == "pass" && l.status != "pass" {
-			lines = append(lines, fmt.Sprintf("- %s (%s): %s", t[1], mark(lade, l), l.detail))
+			lines = append(lines, fmt.Sprintf("- %s (%s): %s", t.label, mark(lade, l), l.detail))
 		}
 	}
 	fmt.Fprintf(b, "\n#### Passing on stock, not on lade: %d\n\n", len(lines))

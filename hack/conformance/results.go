@@ -29,8 +29,8 @@ type line struct {
 }
 
 // readResults reads a `go test -json` stream and returns each integration
-// test's result, keyed by its name (TestIntegration/TestXxx/worker=oci is
-// keyed TestXxx).
+// test's result, keyed by its name and worker (TestIntegration/TestXxx/worker=oci
+// is keyed TestXxx/worker=oci).
 func readResults(path string) (map[string]result, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -74,14 +74,14 @@ func readResults(path string) (map[string]result, error) {
 	return results, nil
 }
 
-// testKey returns the test name of TestIntegration/TestXxx/worker=W[/sub...]
+// testKey returns TestXxx/worker=W for TestIntegration/TestXxx/worker=W[/sub...]
 // and the number of path elements; "" for other tests.
 func testKey(test string) (string, int) {
 	parts := strings.Split(test, "/")
 	if len(parts) < 3 || parts[0] != "TestIntegration" || !strings.HasPrefix(parts[2], "worker=") {
 		return "", 0
 	}
-	return parts[1], len(parts)
+	return parts[1] + "/" + parts[2], len(parts)
 }
 
 var (
