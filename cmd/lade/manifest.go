@@ -383,9 +383,14 @@ func pushList(ctx context.Context, c *cli.Command, s *image.Store, name, dest st
 		if err != nil {
 			return err
 		}
+		target, err := pushTarget(strings.TrimPrefix(dest, "docker://"), reg)
+		if err != nil {
+			return fmt.Errorf("push %s: %w", dest, err)
+		}
 		opts := reg.Options
+		opts.Insecure = opts.Insecure || target.Insecure
 		opts.Progress = pw
-		if err := push.Push(ctx, s.Content(), img.Target, dest, opts); err != nil {
+		if err := push.Push(ctx, s.Content(), img.Target, target.Ref, opts); err != nil {
 			return fmt.Errorf("push %s: %w", dest, err)
 		}
 	}
