@@ -71,8 +71,9 @@ var quietPrefixes = []string{"attest:"}
 
 // parseSettings parses the attributes of an exporter of type typ (image,
 // oci or docker) strictly: an unknown key is an error naming the nearest
-// valid key, booleans take an empty value as true.
-func parseSettings(typ string, in map[string]string) (*settings, error) {
+// valid key, booleans take an empty value as true. def are the daemon's
+// defaults for what the attributes leave unset.
+func parseSettings(typ string, in map[string]string, def Defaults) (*settings, error) {
 	m := maps.Clone(in)
 	if m == nil {
 		m = map[string]string{}
@@ -99,6 +100,7 @@ func parseSettings(typ string, in map[string]string) (*settings, error) {
 		v := !out.Options.Docker
 		s.ociTypes = &v
 	}
+	def.apply(s, in)
 	if err := s.parseExtra(in); err != nil {
 		return nil, fmt.Errorf("%s exporter: %w", typ, err)
 	}

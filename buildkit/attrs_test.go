@@ -69,7 +69,7 @@ func TestParseSettings(t *testing.T) {
 		{"image", map[string]string{"type": "oci"}, "not an exporter attribute", nil},
 	}
 	for _, c := range cases {
-		s, err := parseSettings(c.typ, c.in)
+		s, err := parseSettings(c.typ, c.in, Defaults{})
 		if c.want != "" {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s %v: error %v, want %q", c.typ, c.in, err, c.want)
@@ -88,7 +88,7 @@ func TestParseSettings(t *testing.T) {
 
 func TestParseSettingsKeepsInput(t *testing.T) {
 	in := map[string]string{"name": "x"}
-	if _, err := parseSettings("oci", in); err != nil {
+	if _, err := parseSettings("oci", in, Defaults{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(in) != 1 {

@@ -19,7 +19,7 @@ func TestNames(t *testing.T) {
 		"a:1,,b:2, ,": {"a:1", "b:2"},
 	}
 	for name, want := range cases {
-		s, err := parseSettings("image", map[string]string{"name": name})
+		s, err := parseSettings("image", map[string]string{"name": name}, Defaults{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +28,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("name=%q: %v, want %v", name, got, want)
 		}
 	}
-	s, _ := parseSettings("image", map[string]string{"name": "*"})
+	s, _ := parseSettings("image", map[string]string{"name": "*"}, Defaults{})
 	if got := (&instance{s: s}).names(&bkexporter.Source{}); got != nil {
 		t.Errorf("name=* without a frontend name: %v", got)
 	}

@@ -66,6 +66,9 @@ type Opt struct {
 	// containerd worker's snapshotter and applier); unpack needs both.
 	Snapshotter snapshot.Snapshotter
 	Applier     diff.Applier
+	// Defaults are the daemon's defaults for attributes an export leaves
+	// unset (compat.go).
+	Defaults Defaults
 }
 
 // Exporter is a BuildKit exporter of one type (image, oci or docker)
@@ -100,7 +103,7 @@ func New(typ string, opt Opt) (*Exporter, error) {
 // Resolve implements BuildKit's exporter.Exporter: it parses the output's
 // attributes strictly and returns the instance that exports one build.
 func (e *Exporter) Resolve(_ context.Context, id int, attrsIn map[string]string) (bkexporter.ExporterInstance, error) {
-	s, err := parseSettings(e.typ, attrsIn)
+	s, err := parseSettings(e.typ, attrsIn, e.opt.Defaults)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,7 @@ func (w *Worker) Exporter(name string, sm *session.Manager) (bkexporter.Exporter
 			Rewriter:       w.rewriter,
 			Snapshotter:    w.Snapshotter,
 			Applier:        w.Applier,
+			Defaults:       DaemonDefaults(),
 		})
 	}
 	return w.Worker.Exporter(name, sm)

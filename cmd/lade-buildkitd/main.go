@@ -59,7 +59,7 @@ func newApp() *cli.Command {
 		Usage:                     "BuildKit daemon with lade's image exporters",
 		Version:                   versionString(),
 		DisableSliceFlagSeparator: true,
-		Flags:                     daemonFlags(),
+		Flags:                     append(daemonFlags(), compatFlags()...),
 		Action:                    run,
 	}
 	// buildkitd's hidden --profile-* flags (Go profiles written to files).
