@@ -159,7 +159,7 @@ func newController(ctx context.Context, cfg *config.Config, differ string, tel *
 	if err != nil {
 		return nil, err
 	}
-	common := workerCommon{compaction: policies, traceSocket: cfg.OTEL.SocketPath}
+	common := workerCommon{sessions: sm, compaction: policies, traceSocket: cfg.OTEL.SocketPath}
 	if common.cdi, err = cdiManager(cfg.CDI); err != nil {
 		return nil, err
 	}

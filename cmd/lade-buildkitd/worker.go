@@ -10,6 +10,7 @@ import (
 	"time"
 
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
 	snproxy "github.com/containerd/containerd/v2/core/snapshots/proxy"
 	"github.com/containerd/containerd/v2/defaults"
@@ -25,6 +26,7 @@ import (
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/executor/oci"
 	dockerfileversion "github.com/moby/buildkit/frontend/dockerfile/version"
+	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/util/archutil"
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/disk"
@@ -52,7 +54,8 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, differ string, common
 	if err != nil {
 		return nil, err
 	}
-	sn, err := snapshotterFactory(cfg.Root, oc.Snapshotter, oc.ProxySnapshotterPath)
+	hosts := resolver.NewRegistryConfig(cfg.Registries)
+	sn, err := snapshotterFactory(cfg.Root, oc, hosts, common.sessions)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +84,7 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, differ string, common
 	}
 	opt.GCPolicy = gcPolicy(oc.GCConfig, cfg.Root)
 	opt.BuildkitVersion = buildkitVersion()
-	opt.RegistryHosts = resolver.NewRegistryConfig(cfg.Registries)
+	opt.RegistryHosts = hosts
 	if opt.Platforms, err = workerPlatforms(oc.Platforms); err != nil {
 		return nil, err
 	}
@@ -169,12 +172,15 @@ func useDiffer(name string, opt *base.WorkerOpt) error {
 	return nil
 }
 
-// snapshotterFactory returns the snapshotter named (auto picks overlayfs,
-// then fuse-overlayfs, then native, by what the root's file system
-// supports), or a proxy to the snapshotter serving proxyPath.
-func snapshotterFactory(root, name, proxyPath string) (runc.SnapshotterFactory, error) {
-	if proxyPath != "" {
-		return proxySnapshotter(name, proxyPath)
+// snapshotterFactory returns the snapshotter of [worker.oci] (auto picks
+// overlayfs, then fuse-overlayfs, then native, by what the root's file
+// system supports), or a proxy to the snapshotter serving
+// proxySnapshotterPath; stargz pulls lazily through hosts and the build's
+// sessions.
+func snapshotterFactory(root string, oc *config.OCIConfig, hosts docker.RegistryHosts, sm *session.Manager) (runc.SnapshotterFactory, error) {
+	name := oc.Snapshotter
+	if oc.ProxySnapshotterPath != "" {
+		return proxySnapshotter(name, oc.ProxySnapshotterPath)
 	}
 	if name == "auto" || name == "" {
 		name = autoSnapshotter(root)
@@ -190,9 +196,12 @@ func snapshotterFactory(root, name, proxyPath string) (runc.SnapshotterFactory, 
 	case "native":
 		f.New = native.NewSnapshotter
 	case "stargz":
-		return f, errors.New("the stargz snapshotter is not built into lade-buildkitd: run containerd's stargz-snapshotter and point --oci-worker-proxy-snapshotter-path at its socket")
+		var err error
+		if f.New, err = stargzSnapshotter(oc.StargzSnapshotterConfig, hosts, sm); err != nil {
+			return f, err
+		}
 	default:
-		return f, fmt.Errorf("unknown snapshotter name: %q: use auto, overlayfs, fuse-overlayfs or native", name)
+		return f, fmt.Errorf("unknown snapshotter name: %q: use auto, overlayfs, fuse-overlayfs, native or stargz", name)
 	}
 	return f, nil
 }

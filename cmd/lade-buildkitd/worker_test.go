@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/worker/base"
 )
 
@@ -64,5 +66,28 @@ func TestServeDebug(t *testing.T) {
 	}
 	if _, err := serveDebug(context.Background(), "127.0.0.1:99999"); err == nil || !strings.Contains(err.Error(), "--debugaddr") {
 		t.Fatalf("bad address: %v", err)
+	}
+}
+
+// TestSnapshotterFactory: every snapshotter stock buildkitd's OCI worker
+// offers is known (auto resolves to one), an unknown name and a proxy
+// socket that does not exist are refused with what to use.
+func TestSnapshotterFactory(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"auto", "overlayfs", "fuse-overlayfs", "native", "stargz"} {
+		f, err := snapshotterFactory(root, &config.OCIConfig{Snapshotter: name}, nil, nil)
+		if err != nil || f.New == nil || f.Name == "auto" {
+			t.Errorf("%s: %+v %v", name, f, err)
+		}
+	}
+	if _, err := snapshotterFactory(root, &config.OCIConfig{Snapshotter: "zfs"}, nil, nil); err == nil || !strings.Contains(err.Error(), "use auto, overlayfs") {
+		t.Errorf("unknown snapshotter: %v", err)
+	}
+	proxy := &config.OCIConfig{Snapshotter: "remote", ProxySnapshotterPath: filepath.Join(root, "none.sock")}
+	if _, err := snapshotterFactory(root, proxy, nil, nil); err == nil || !strings.Contains(err.Error(), "do not include the 'unix://' prefix") {
+		t.Errorf("missing proxy socket: %v", err)
+	}
+	if _, err := snapshotterFactory(root, &config.OCIConfig{Snapshotter: "stargz", StargzSnapshotterConfig: map[string]any{"no_prometheus": "yes"}}, nil, nil); err == nil {
+		t.Error("a stargz config of the wrong type was accepted")
 	}
 }

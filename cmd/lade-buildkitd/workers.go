@@ -11,6 +11,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver/llbsolver/cdidevices"
 	"github.com/moby/buildkit/util/archutil"
 	"github.com/moby/buildkit/util/bklog"
@@ -21,6 +22,7 @@ import (
 
 // workerCommon is what every worker shares with the daemon.
 type workerCommon struct {
+	sessions    *session.Manager
 	cdi         *cdidevices.Manager
 	traceSocket string
 	compaction  []compaction.Config
