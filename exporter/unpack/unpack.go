@@ -8,7 +8,6 @@ package unpack
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/platforms"
+	"github.com/lade-build/lade/cache"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -73,6 +73,10 @@ func applyLayer(ctx context.Context, p content.Provider, l ocispec.Descriptor, d
 	defer dr.Close()
 	diffV := diffID.Verifier()
 	if _, err := archive.Apply(ctx, dir, io.TeeReader(dr, diffV), opts...); err != nil {
+		// A corrupt blob explains any failure: read the rest to tell.
+		if _, derr := io.Copy(io.Discard, r); derr == nil && !blobV.Verified() {
+			return fmt.Errorf("apply failed (%v): %w", err, cache.ErrDigestMismatch)
+		}
 		return fmt.Errorf("apply: %w", err)
 	}
 	// drain padding so both digests see every byte
@@ -83,10 +87,10 @@ func applyLayer(ctx context.Context, p content.Provider, l ocispec.Descriptor, d
 		return err
 	}
 	if !blobV.Verified() {
-		return errors.New("blob content does not match its digest")
+		return cache.ErrDigestMismatch
 	}
 	if !diffV.Verified() {
-		return fmt.Errorf("uncompressed content does not match diffID %s", diffID)
+		return fmt.Errorf("its uncompressed content does not match diffID %s: %w", diffID, cache.ErrDigestMismatch)
 	}
 	return nil
 }
@@ -134,7 +138,7 @@ func readJSON(ctx context.Context, p content.Provider, d ocispec.Descriptor, v a
 		return fmt.Errorf("read %s: %w", d.Digest, err)
 	}
 	if digest.FromBytes(b) != d.Digest {
-		return fmt.Errorf("blob %s: content does not match its digest", d.Digest)
+		return fmt.Errorf("blob %s: %w", d.Digest, cache.ErrDigestMismatch)
 	}
 	return json.Unmarshal(b, v)
 }
