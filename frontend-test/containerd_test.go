@@ -33,7 +33,8 @@ const ctdNamespace = "buildkit"
 // name@digest) in containerd's "buildkit" namespace without the empty RUN
 // layer, unpacks it into the overlayfs snapshotter (its top chain
 // snapshot exists and the config's gc label holds it), pushes the same
-// digest, and ctr runs it; store=false names nothing.
+// digest, and ctr runs it; store=false names nothing. Then: unpack with
+// rewrite-timestamp, a lazy base image, and a two-platform index.
 func TestContainerdWorker(t *testing.T) {
 	sock := containerdtest.Start(t)
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
@@ -84,6 +85,23 @@ func TestContainerdWorker(t *testing.T) {
 	}
 	checkEpochOnContainerd(t, d, c, bctx)
 	checkLazyBase(t, sock, reg.Host, ref)
+	checkMultiPlatformUnpack(t, d, c)
+}
+
+// checkMultiPlatformUnpack: a two-platform image is named by its index,
+// and unpack=true unpacks the host's platform.
+func checkMultiPlatformUnpack(t *testing.T, d *daemon, c *ctd.Client) {
+	t.Helper()
+	name := "docker.io/lade/mp:v1"
+	d.mustBuild(t, multiPlatformContext(t), "--opt", "platform=linux/amd64,linux/arm64", "--output", "type=image,name="+name+",unpack=true")
+	img, err := c.ImageService().Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Target.MediaType != ocispec.MediaTypeImageIndex {
+		t.Fatalf("%s targets a %s, want an index", name, img.Target.MediaType)
+	}
+	checkUnpacked(t, c, img, "overlayfs", 2)
 }
 
 // checkLazyBase: a second daemon on the same containerd, in its own
