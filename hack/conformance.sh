@@ -29,8 +29,8 @@ Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|both]
                 every one passes on every daemon run.
   --all         every test of client_export_image_test.go,
                 client_export_metadata_test.go and client_cache_test.go; writes
-                the table to docs/conformance.md (with --daemon both) and
-                /work/notes/conformance-latest.txt.
+                the table to /work/notes/conformance-latest.txt and, when both
+                daemons and both workers ran, to docs/conformance.md.
   --run REGEX   the tests of BuildKit's client suite (any file) whose name
                 matches the extended REGEX, e.g. one test:
                   hack/conformance.sh --run '^TestExportAnnotations$' --daemon lade
@@ -251,7 +251,7 @@ if [ "$mode" = all ]; then
 	if [ -d /work/notes ]; then
 		cp "$work/table.md" /work/notes/conformance-latest.txt
 	fi
-	if [ "$daemon" = both ]; then
+	if [ "$daemon" = both ] && [ "$worker" = both ]; then
 		cat hack/conformance/doc-header.md - "$work/table.md" >docs/conformance.md <<<"## Results"
 		echo "conformance: wrote docs/conformance.md"
 	fi
