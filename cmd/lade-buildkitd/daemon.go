@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/sys"
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/control"
@@ -96,8 +97,11 @@ func newDaemon(ctx context.Context, cfg config.Config, differ string, saveCacheD
 	return d, nil
 }
 
-// serve serves every listener until ctx ends or one fails.
+// serve serves every listener until ctx ends or one fails. Under systemd
+// (NOTIFY_SOCKET set, a Type=notify unit as BuildKit's examples use) it
+// reports ready and stopping, as buildkitd does.
 func (d *daemon) serve(ctx context.Context) error {
+	notify(sddaemon.SdNotifyReady)
 	eg, ectx := errgroup.WithContext(ctx)
 	for _, l := range d.listeners {
 		eg.Go(func() error {
@@ -108,6 +112,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	eg.Go(func() error {
 		<-ectx.Done()
 		bklog.L.Info("stopping server")
+		notify(sddaemon.SdNotifyStopping)
 		d.server.GracefulStop()
 		return nil
 	})
@@ -116,6 +121,15 @@ func (d *daemon) serve(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// notify sends state to systemd when it started the daemon.
+func notify(state string) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	sent, err := sddaemon.SdNotify(false, state)
+	bklog.L.Debugf("systemd notify %q: sent=%v, err=%v", state, sent, err)
 }
 
 // close releases what newDaemon took, in reverse order.
