@@ -130,7 +130,7 @@ func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuil
 			}
 		}
 		src.Platforms = append(src.Platforms, exporter.PlatformSource{
-			Platform: platforms.Format(pp.platform), Ref: top, Config: cfg, BaseHistory: pp.baseHistory,
+			Platform: platforms.Format(pp.platform), Ref: top, Config: cfg, BaseHistory: pp.baseHistory, BaseLayers: baseLayers(pp),
 		})
 	}
 	pw, closePW := newBridge(ctx)

@@ -70,15 +70,17 @@ func layerMetas(ref cache.ImmutableRef, n int) []layerMeta {
 // ladeChain turns a platform's remote into a lade ref chain whose layers
 // are the stored BuildKit blobs: lade reads no layer data, it only
 // normalizes history, drops empty layers and writes the image.
+// Empty layers of the base image are not reported empty: they are kept.
 func ladeChain(pp *platformPlan) (ladecache.Ref, []bool, error) {
 	var top ladecache.Ref
+	base := baseLayers(pp)
 	empty := make([]bool, len(pp.remote.Descriptors))
 	for n, d := range pp.remote.Descriptors {
 		diffID := digest.Digest(d.Annotations[labels.LabelUncompressed])
 		if diffID == "" {
 			return nil, nil, fmt.Errorf("layer %d (%s) has no diffID: BuildKit's blob carries no %s annotation", n, d.Digest, labels.LabelUncompressed)
 		}
-		empty[n] = diffID == blobs.EmptyTarDiffID
+		empty[n] = diffID == blobs.EmptyTarDiffID && n >= base
 		var meta layerMeta
 		if n < len(pp.metas) {
 			meta = pp.metas[n]
@@ -91,6 +93,17 @@ func ladeChain(pp *platformPlan) (ladecache.Ref, []bool, error) {
 		top = r
 	}
 	return top, empty, nil
+}
+
+// baseLayers counts the layers at the bottom of the platform's chain that
+// are its base image's (the same diffIDs, in order).
+func baseLayers(pp *platformPlan) int {
+	n := 0
+	for n < len(pp.remote.Descriptors) && n < len(pp.baseDiffIDs) &&
+		digest.Digest(pp.remote.Descriptors[n].Annotations[labels.LabelUncompressed]) == pp.baseDiffIDs[n] {
+		n++
+	}
+	return n
 }
 
 // providerOf returns the remote's provider as a content.Provider.

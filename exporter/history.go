@@ -35,6 +35,7 @@ type historyRules struct {
 	Created     time.Time // fills missing created
 	Epoch       *time.Time
 	BaseHistory int // leading entries kept untouched
+	BaseLayers  int // leading layers never dropped
 }
 
 // normalizeHistory reconciles a config history with the layers so that the
@@ -43,7 +44,7 @@ type historyRules struct {
 //     ones are marked empty_layer (reported);
 //   - missing entries are synthesized from the layers' metadata (reported);
 //   - the entries of empty layers are marked empty_layer and those layers are
-//     dropped, unless KeepEmpty;
+//     dropped, unless KeepEmpty or they are among the first BaseLayers;
 //   - when every layer is empty, one empty layer is kept (AddEmpty) so that
 //     the image keeps a layer; an image with no layers at all (FROM scratch
 //     and nothing added) stays without, as in BuildKit;
@@ -84,16 +85,16 @@ func normalizeHistory(history []ocispec.History, layers []layerMeta, r historyRu
 		h = append(h, e)
 		n.Repairs = append(n.Repairs, fmt.Sprintf("history entry %d synthesized for layer %q", len(h)-1, l.Description))
 	}
-	n.History, n.Keep, n.AddEmpty = dropEmpty(h, layers, r.KeepEmpty)
+	n.History, n.Keep, n.AddEmpty = dropEmpty(h, layers, r.KeepEmpty, r.BaseLayers)
 	fillCreated(n.History, r)
 	return n, nil
 }
 
 // dropEmpty marks the entries of empty layers empty_layer and returns the
-// indexes of the layers kept. When every layer would go, it asks for one
-// empty layer and gives the last dropped entry back to it. No layers stay
-// no layers.
-func dropEmpty(h []ocispec.History, layers []layerMeta, keepEmpty bool) ([]ocispec.History, []int, bool) {
+// indexes of the layers kept; the first base layers are always kept. When
+// every layer would go, it asks for one empty layer and gives the last
+// dropped entry back to it. No layers stay no layers.
+func dropEmpty(h []ocispec.History, layers []layerMeta, keepEmpty bool, base int) ([]ocispec.History, []int, bool) {
 	if len(layers) == 0 {
 		return h, nil, false
 	}
@@ -104,7 +105,7 @@ func dropEmpty(h []ocispec.History, layers []layerMeta, keepEmpty bool) ([]ocisp
 		if h[i].EmptyLayer {
 			continue
 		}
-		if layers[li].Empty && !keepEmpty {
+		if layers[li].Empty && !keepEmpty && li >= base {
 			h[i].EmptyLayer = true
 			lastDropped = i
 		} else {

@@ -70,6 +70,8 @@ func TestNormalizeHistory(t *testing.T) {
 		{name: "empty top", history: "LL", layers: "D0", shape: "LE", keep: []int{0}},
 		{name: "empty kept on request", history: "LL", layers: "D0", rules: historyRules{KeepEmpty: true}, shape: "LL", keep: []int{0, 1}},
 		{name: "all empty keeps one", history: "LL", layers: "00", shape: "EL", addEmpty: true},
+		// The base image's empty layer stays; only the new one goes.
+		{name: "base empty kept", history: "LLL", layers: "0D0", rules: historyRules{BaseLayers: 2}, shape: "LLE", keep: []int{0, 1}},
 		// A scratch image stays without layers, as in BuildKit (its
 		// TestBuildExportScratch).
 		{name: "no layers at all", history: "E", layers: "", shape: "E"},

@@ -41,6 +41,11 @@ type PlatformSource struct {
 	// BaseHistory is the number of leading history entries that belong to a
 	// base image: they are kept as they are (never clamped to the epoch).
 	BaseHistory int
+	// BaseLayers is the number of layers at the bottom of Ref's chain that
+	// are a base image's: they are kept as they are, empty ones too, so
+	// that base and derived images share their diffIDs. Only new empty
+	// layers are dropped.
+	BaseLayers int
 }
 
 // Annotations to add at each level of the output. Keys of the per-platform

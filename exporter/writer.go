@@ -128,6 +128,9 @@ func (w *ImageWriter) prepare(src Source) ([]*platformJob, error) {
 		cfg.setDefault("os", p.OS)
 		cfg.setDefault("architecture", p.Architecture)
 		cfg.setDefault("variant", p.Variant)
+		if ps.BaseLayers < 0 {
+			return nil, fmt.Errorf("platform %s: base layer count %d is negative", key, ps.BaseLayers)
+		}
 		if ps.BaseHistory < 0 || ps.BaseHistory > len(cfg.History) {
 			return nil, fmt.Errorf("platform %s: base history count %d out of range 0..%d", key, ps.BaseHistory, len(cfg.History))
 		}
@@ -165,7 +168,7 @@ func (w *ImageWriter) commitPlatform(ctx context.Context, j *platformJob, pairs 
 	created := imageCreated(j.config, opts.Epoch, w.clock(opts))
 	norm, err := normalizeHistory(j.config.History, metas, historyRules{
 		KeepEmpty: opts.KeepEmptyLayers, Repair: opts.RepairHistory,
-		Created: created, Epoch: opts.Epoch, BaseHistory: j.src.BaseHistory,
+		Created: created, Epoch: opts.Epoch, BaseHistory: j.src.BaseHistory, BaseLayers: j.src.BaseLayers,
 	})
 	if err != nil {
 		return PlatformResult{}, err
