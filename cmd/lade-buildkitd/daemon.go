@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 )
 
 // daemon is a running lade-buildkitd: the root lock, the listeners, the
@@ -94,6 +95,7 @@ func newDaemon(ctx context.Context, cfg config.Config, differ string, saveCacheD
 	)
 	healthv1.RegisterHealthServer(d.server, health.NewServer())
 	d.controller.Register(d.server)
+	reflection.Register(d.server) // as buildkitd: grpcurl and friends list the API
 	return d, nil
 }
 
