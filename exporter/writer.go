@@ -92,8 +92,9 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 	res.Created = w.rootCreated(jobs, opts)
 	if len(jobs) == 1 && !opts.Index {
 		res.Descriptor = res.Platforms[0].Manifest
+		// The manifest-descriptor annotations stay on the root, so they
+		// reach index.json and the response as in BuildKit.
 		res.Descriptor.Platform = nil
-		res.Descriptor.Annotations = nil
 		return res, nil
 	}
 	res.Descriptor, err = w.writeIndex(ctx, res.Platforms, ann, opts)

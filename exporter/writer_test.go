@@ -255,6 +255,25 @@ func TestCommitEpochAndAnnotations(t *testing.T) {
 	}
 }
 
+// TestCommitSingleManifestDescriptor checks that a single-platform image's
+// root descriptor carries the manifest-descriptor annotations, as
+// BuildKit's does (they reach index.json), but no platform.
+func TestCommitSingleManifestDescriptor(t *testing.T) {
+	s := newStore(t)
+	_, _, app := chain("md-")
+	res, err := exporter.NewImageWriter(s).Commit(context.Background(), exporter.Source{
+		Platforms:   []exporter.PlatformSource{{Platform: "linux/amd64", Ref: app}},
+		Annotations: exporter.Annotations{ManifestDescriptor: map[string]map[string]string{"": {"md": "1"}}},
+	}, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify(t, s, res.Descriptor)
+	if res.Descriptor.Annotations["md"] != "1" || res.Descriptor.Platform != nil {
+		t.Errorf("root descriptor annotations %v, platform %v", res.Descriptor.Annotations, res.Descriptor.Platform)
+	}
+}
+
 func TestCommitCreatedOption(t *testing.T) {
 	s := newStore(t)
 	_, _, app := chain("h-")
