@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/internal/testutil"
+	bkexporter "github.com/moby/buildkit/exporter"
 	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -54,6 +55,30 @@ func TestAttestationManifestArtifact(t *testing.T) {
 		}
 		if _, err := cs.Info(ctx, m.Config.Digest); err != nil {
 			t.Errorf("config blob not stored: %v", err)
+		}
+	}
+}
+
+// TestOCIArtifactNeedsOCITypes checks oci-artifact=true fails as in
+// BuildKit when the build's media types default to Docker's, and passes
+// with OCI types.
+func TestOCIArtifactNeedsOCITypes(t *testing.T) {
+	for _, tc := range []struct {
+		attrs map[string]string
+		fails bool
+	}{
+		{map[string]string{"oci-artifact": "true"}, true},
+		{map[string]string{"oci-artifact": "true", "oci-mediatypes": "true"}, false},
+		{map[string]string{"oci-artifact": "false"}, false},
+	} {
+		s, err := parseSettings("image", tc.attrs, Defaults{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := &instance{e: &Exporter{typ: "image"}, s: s}
+		_, err = i.newPlan(&bkexporter.Source{Metadata: map[string][]byte{}}, 0)
+		if (err != nil) != tc.fails {
+			t.Errorf("%v: error %v, want failure %v", tc.attrs, err, tc.fails)
 		}
 	}
 }

@@ -79,6 +79,10 @@ func (i *instance) newPlan(src *bkexporter.Source, compat int) (*plan, error) {
 		return nil, fmt.Errorf("cannot export %d platforms without a platform map from the frontend", len(p.platforms))
 	}
 	p.oci = i.s.ociTypesFor(i.defaultOCITypes(compat, src))
+	if a := i.s.ociArtifact; a != nil && *a && !p.oci {
+		// BuildKit's check once the media types default is known.
+		return nil, fmt.Errorf("oci-artifact=true needs OCI media types: this build defaults to Docker's, set oci-mediatypes=true")
+	}
 	if !p.oci && len(src.Attestations) > 0 && p.index {
 		return nil, fmt.Errorf("cannot export attestations with oci-mediatypes=false: Docker manifest lists cannot carry them")
 	}
