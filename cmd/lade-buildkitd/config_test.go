@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v3"
 )
 
@@ -160,5 +161,28 @@ func TestFlagsOverConfig(t *testing.T) {
 	// Outside a user namespace, a rootless worker gets buildkitd's answer.
 	if _, err := parseFlags(t, "", "--oci-worker-rootless"); err != errRootlessNeedsUserNS {
 		t.Errorf("--oci-worker-rootless outside a user namespace: %v", err)
+	}
+}
+
+// TestLoggingAndSystem: [log] format json and text are buildkitd's, any
+// other is refused; [system] maxRegistryConcurrency must be positive.
+func TestLoggingAndSystem(t *testing.T) {
+	defer logrus.SetFormatter(logrus.StandardLogger().Formatter)
+	if err := setupLogging(config.LogConfig{Format: "json", Level: "warn"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := logrus.StandardLogger().Formatter.(*logrus.JSONFormatter); !ok || logrus.GetLevel() != logrus.WarnLevel {
+		t.Fatalf("formatter %T level %v", logrus.StandardLogger().Formatter, logrus.GetLevel())
+	}
+	if err := setupLogging(config.LogConfig{Format: "xml"}); err == nil || !strings.Contains(err.Error(), `unsupported log type "xml"`) {
+		t.Fatalf("xml: %v", err)
+	}
+	if err := setupLogging(config.LogConfig{Level: "loud"}); err == nil {
+		t.Fatal("unknown level accepted")
+	}
+	_ = setupLogging(config.LogConfig{})
+	zero := 0
+	if err := applySystemConfig(&config.SystemConfig{MaxRegistryConcurrency: &zero}); err == nil {
+		t.Fatal("maxRegistryConcurrency = 0 accepted")
 	}
 }
