@@ -28,6 +28,12 @@ func loadConfig(c *cli.Command) (cfg config.Config, warnings []string, err error
 	if cfg.Trace { //nolint:staticcheck // buildkitd still honours the old key
 		warnings = append(warnings, "'trace' configuration option is deprecated, use 'log.level = \"trace\"' instead")
 	}
+	// The deprecated top-level keys set the level unless [log] does.
+	if cfg.Log.Level == "" && cfg.Trace { //nolint:staticcheck // as buildkitd
+		cfg.Log.Level = "trace"
+	} else if cfg.Log.Level == "" && cfg.Debug { //nolint:staticcheck // as buildkitd
+		cfg.Log.Level = "debug"
+	}
 	setDefaults(&cfg)
 	if err := applyMainFlags(c, &cfg, &warnings); err != nil {
 		return cfg, warnings, err

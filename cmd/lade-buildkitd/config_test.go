@@ -158,6 +158,13 @@ func TestFlagsOverConfig(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+	// The deprecated debug key sets the level unless [log] or a flag does.
+	if cfg, err := parseFlags(t, "debug = true\n"); err != nil || cfg.Log.Level != "debug" {
+		t.Errorf("debug = true: level %q, %v", cfg.Log.Level, err)
+	}
+	if cfg, err := parseFlags(t, "debug = true\n", "--log-level=warn"); err != nil || cfg.Log.Level != "warn" {
+		t.Errorf("debug = true, --log-level=warn: level %q, %v", cfg.Log.Level, err)
+	}
 	// Outside a user namespace, a rootless worker gets buildkitd's answer.
 	if _, err := parseFlags(t, "", "--oci-worker-rootless"); err != errRootlessNeedsUserNS {
 		t.Errorf("--oci-worker-rootless outside a user namespace: %v", err)
