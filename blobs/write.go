@@ -164,6 +164,7 @@ func ingestRef(refID string) string {
 func TypeOfMediaType(mt string) (Type, error) {
 	switch mt {
 	case ocispec.MediaTypeImageLayer, MediaTypeDockerLayer,
+		"application/vnd.docker.image.rootfs.foreign.diff.tar",
 		ocispec.MediaTypeImageLayerNonDistributable: //nolint:staticcheck // still met in the wild
 		return Uncompressed, nil
 	case ocispec.MediaTypeImageLayerGzip, MediaTypeDockerLayerGzip,

@@ -60,12 +60,15 @@ const (
 	mediaTypeDockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 	mediaTypeDockerLayerZstd    = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 	mediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+	// mediaTypeDockerForeignTar is an uncompressed foreign layer (BuildKit
+	// exports Windows base layers and its tests' foreign layers so).
+	mediaTypeDockerForeignTar = "application/vnd.docker.image.rootfs.foreign.diff.tar"
 )
 
 // compressionOfMediaType returns the compression of a layer media type.
 func compressionOfMediaType(mt string) (compression, error) {
 	switch mt {
-	case ocispec.MediaTypeImageLayer, mediaTypeDockerLayer,
+	case ocispec.MediaTypeImageLayer, mediaTypeDockerLayer, mediaTypeDockerForeignTar,
 		ocispec.MediaTypeImageLayerNonDistributable: //nolint:staticcheck // still found in images
 		return compressionNone, nil
 	case ocispec.MediaTypeImageLayerGzip, mediaTypeDockerLayerGzip, mediaTypeDockerForeignLayer,
