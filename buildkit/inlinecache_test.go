@@ -167,3 +167,29 @@ func TestFillHistoryCreatedNoHistory(t *testing.T) {
 		t.Errorf("image created %v, want the last layer's time %v", got.Created, t2)
 	}
 }
+
+// TestFillHistoryCreatedNewLayer checks a base config whose history lacks
+// the new layer's entry (BuildKit's TestSourceDateEpochClamp): the entry
+// is added at the new ref's time, and the image is created then, not at
+// the base's time.
+func TestFillHistoryCreatedNewLayer(t *testing.T) {
+	t0, t1 := time.Unix(100, 0).UTC(), time.Unix(5000, 0).UTC()
+	cfg, _ := json.Marshal(map[string]any{"history": []ocispecs.History{{CreatedBy: "base", Created: &t0}}})
+	out, err := fillHistoryCreated(cfg, []layerMeta{{createdAt: t0}, {description: "RUN touch /foo", createdAt: t1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Created *time.Time
+		History []ocispecs.History
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.History) != 2 || got.History[1].CreatedBy != "RUN touch /foo" || !got.History[1].Created.Equal(t1) {
+		t.Errorf("history %+v", got.History)
+	}
+	if got.Created == nil || !got.Created.Equal(t1) {
+		t.Errorf("image created %v, want the new layer's time %v", got.Created, t1)
+	}
+}

@@ -227,8 +227,8 @@ const synthesizedComment = "buildkit.exporter.image.v0"
 // fillHistoryCreated sets the missing created times of the config's
 // history as BuildKit does: a layer's entry gets its ref's creation time,
 // the other entries a neighbour's time; a config without created gets the
-// last history time. A config without history gets the history BuildKit
-// makes from the refs: one entry per layer at its ref's creation time.
+// last history time. Layers the history has no entry for get the entries
+// BuildKit makes from the refs (at each ref's creation time) first.
 // lade's ImageWriter would otherwise use the image's time for all of them.
 func fillHistoryCreated(config []byte, metas []layerMeta) ([]byte, error) {
 	if len(config) == 0 {
@@ -239,14 +239,13 @@ func fillHistoryCreated(config []byte, metas []layerMeta) ([]byte, error) {
 		return config, nil // lade's ImageWriter reports a bad config
 	}
 	var h []ocispecs.History
-	if m["history"] == nil {
-		for _, l := range metas {
-			h = append(h, ocispecs.History{CreatedBy: l.description, Comment: synthesizedComment})
+	if m["history"] != nil {
+		if err := json.Unmarshal(m["history"], &h); err != nil {
+			return config, nil
 		}
-	} else if err := json.Unmarshal(m["history"], &h); err != nil {
-		return config, nil
 	}
-	changed := fillLayerTimes(h, metas)
+	h, changed := addMissingEntries(h, metas)
+	changed = fillLayerTimes(h, metas) || changed
 	changed = fillGaps(h) || changed
 	if _, ok := m["created"]; !ok {
 		// BuildKit's image time: the last history time (lade clamps it to
@@ -271,6 +270,24 @@ func fillHistoryCreated(config []byte, metas []layerMeta) ([]byte, error) {
 	}
 	m["history"] = b
 	return json.Marshal(m)
+}
+
+// addMissingEntries appends BuildKit's entries for the layers the history
+// has none for (the top ones), as BuildKit does before it picks times.
+func addMissingEntries(h []ocispecs.History, metas []layerMeta) ([]ocispecs.History, bool) {
+	layers := 0
+	for _, e := range h {
+		if !e.EmptyLayer {
+			layers++
+		}
+	}
+	if layers >= len(metas) {
+		return h, false
+	}
+	for _, l := range metas[layers:] {
+		h = append(h, ocispecs.History{CreatedBy: l.description, Comment: synthesizedComment})
+	}
+	return h, true
 }
 
 // fillLayerTimes gives each layer's entry without a time its ref's creation
