@@ -23,6 +23,7 @@ const (
 	keyDest              = "dest"
 	keyType              = "type"
 	keyEpoch             = "source-date-epoch"
+	keyCompression       = "compression"
 	nameFromFrontend     = "*"
 	inlineCacheConfigKey = "moby.buildkit.cache.v0"
 )
@@ -56,6 +57,9 @@ type settings struct {
 	// warnings name the attributes of meta that are no known client's
 	// (shown in the build's progress).
 	warnings []string
+	// estargz is compression=estargz: BuildKit's eStargz compressor makes
+	// the new blobs (lade's library has none), with OCI media types.
+	estargz bool
 }
 
 // quietKeys are attributes clients send that have no effect on an export
@@ -82,6 +86,10 @@ func parseSettings(typ string, in map[string]string, def Defaults) (*settings, e
 		return nil, fmt.Errorf("attribute %q is not an exporter attribute: the exporter type is %s", keyType, typ)
 	}
 	m[keyType] = typ
+	estargz := strings.TrimSpace(m[keyCompression]) == compression.EStargz.String()
+	if estargz {
+		delete(m, keyCompression) // gzip's rules (levels, media types) for lade's parser
+	}
 	if typ != attrs.TypeImage {
 		if _, ok := m[keyDest]; !ok {
 			// buildctl and buildx keep dest on the client.
@@ -92,7 +100,7 @@ func parseSettings(typ string, in map[string]string, def Defaults) (*settings, e
 	if err != nil {
 		return nil, fmt.Errorf("%s exporter: %w", typ, err)
 	}
-	s := &settings{out: out, name: strings.TrimSpace(in[keyName]), inlineAttestations: typ == attrs.TypeImage, meta: rest}
+	s := &settings{out: out, name: strings.TrimSpace(in[keyName]), inlineAttestations: typ == attrs.TypeImage, meta: rest, estargz: estargz}
 	v, ok := in[keyEpoch]
 	s.epochReset = ok && strings.TrimSpace(v) == ""
 	s.warnings = passThroughWarnings(typ, rest)
@@ -132,6 +140,9 @@ func (s *settings) parseExtra(in map[string]string) error {
 			s.storeIncomplete = b
 		}
 	}
+	if s.estargz && s.ociTypes != nil && !*s.ociTypes {
+		return fmt.Errorf("compression=estargz needs OCI media types: remove oci-mediatypes=false")
+	}
 	if s.ociArtifact != nil && *s.ociArtifact && s.ociTypes != nil && !*s.ociTypes {
 		return fmt.Errorf("oci-artifact=true needs OCI media types: remove oci-mediatypes=false")
 	}
@@ -145,6 +156,9 @@ func (s *settings) buildRefConfig() error {
 	t, err := bkCompression(c.Type)
 	if err != nil {
 		return err
+	}
+	if s.estargz {
+		t = compression.EStargz
 	}
 	s.refCfg.Compression = compression.Config{Type: t, Force: s.out.Options.ForceCompression, Level: c.Level}
 	return nil

@@ -62,7 +62,12 @@ func TestParseSettings(t *testing.T) {
 		{"image", map[string]string{"compression-level": "3", "force-compression": "true", "tar": "true"}, "", func(s *settings) bool {
 			return *s.refCfg.Compression.Level == 3 && s.refCfg.Compression.Force && len(s.warnings) == 1
 		}},
-		{"image", map[string]string{"compression": "estargz"}, `unknown compression "estargz"`, nil},
+		{"image", map[string]string{"compression": "estargz", "compression-level": "3", "force-compression": "true"}, "", func(s *settings) bool {
+			c := s.refCfg.Compression
+			return s.estargz && c.Type == compression.EStargz && *c.Level == 3 && c.Force
+		}},
+		{"image", map[string]string{"compression": "estargz", "oci-mediatypes": "false"}, "estargz needs OCI media types", nil},
+		{"image", map[string]string{"compression": "estargz", "compression-level": "12"}, "out of range", nil},
 		{"image", map[string]string{"compression": "gzip", "compression-level": "12"}, "out of range", nil},
 		{"image", map[string]string{"push": "yes"}, `push="yes" is not a boolean`, nil},
 		{"image", map[string]string{"oci-artifact": "true", "oci-mediatypes": "false"}, "oci-artifact=true needs OCI media types", nil},

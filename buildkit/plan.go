@@ -79,6 +79,9 @@ func (i *instance) newPlan(src *bkexporter.Source, compat int) (*plan, error) {
 		return nil, fmt.Errorf("cannot export %d platforms without a platform map from the frontend", len(p.platforms))
 	}
 	p.oci = i.s.ociTypesFor(i.defaultOCITypes(compat, src))
+	if i.s.estargz && !p.oci {
+		return nil, fmt.Errorf("compression=estargz needs OCI media types: this build defaults to Docker's, set oci-mediatypes=true")
+	}
 	if a := i.s.ociArtifact; a != nil && *a && !p.oci {
 		// BuildKit's check once the media types default is known.
 		return nil, fmt.Errorf("oci-artifact=true needs OCI media types: this build defaults to Docker's, set oci-mediatypes=true")

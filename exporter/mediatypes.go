@@ -46,6 +46,11 @@ func convertLayerMediaType(mt string, docker bool) (string, error) {
 // manifest.
 var internalAnnotationPrefixes = []string{"containerd.io/", "buildkit/", "lade.dev/"}
 
+// stargzAnnotationPrefix marks eStargz layer annotations (the TOC digest):
+// public although under containerd.io/, as BuildKit keeps them, since
+// lazy-pulling snapshotters read them from the manifest.
+const stargzAnnotationPrefix = "containerd.io/snapshot/stargz/"
+
 // publicAnnotations drops internal layer annotations; nil when none is left.
 func publicAnnotations(m map[string]string) map[string]string {
 	var out map[string]string
@@ -54,7 +59,7 @@ func publicAnnotations(m map[string]string) map[string]string {
 		for _, p := range internalAnnotationPrefixes {
 			internal = internal || strings.HasPrefix(k, p)
 		}
-		if !internal {
+		if !internal || strings.HasPrefix(k, stargzAnnotationPrefix) {
 			if out == nil {
 				out = map[string]string{}
 			}
