@@ -21,7 +21,7 @@ func TestPublicAnnotations(t *testing.T) {
 	want := map[string]string{
 		"containerd.io/snapshot/stargz/toc.digest": "sha256:toc",
 		"io.containers.estargz.uncompressed-size":  "10",
-		"org.example":                              "v",
+		"org.example": "v",
 	}
 	if got := publicAnnotations(in); !reflect.DeepEqual(got, want) {
 		t.Errorf("public annotations %v, want %v", got, want)
