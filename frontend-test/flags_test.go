@@ -4,12 +4,15 @@ package frontendtest
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // helpFlag is one flag of a --help listing: its usage line's default and
@@ -121,5 +124,52 @@ func TestHarnessInvocation(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "otel-grpc.sock")); err != nil {
 		t.Errorf("OTEL trace socket from [otel] socketPath: %v", err)
+	}
+}
+
+// TestSocketActivation: --addr fd:// serves the socket systemd passes
+// (LISTEN_FDS, LISTEN_PID), as buildkitd's socket-activated unit.
+func TestSocketActivation(t *testing.T) {
+	dir, err := os.MkdirTemp("", "lbk-fd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "activated.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false) // the daemon serves the socket from here on
+	_ = l.Close()
+	d := &daemon{kind: lade, addr: "unix://" + sock, dir: dir, log: &syncBuffer{}}
+	// The shell's pid is the daemon's after exec, as systemd sets it.
+	d.cmd = exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
+		filepath.Join(binDir(t), lade), "--root", filepath.Join(dir, "root"), "--addr", "fd://")
+	d.cmd.ExtraFiles = []*os.File{f} // fd 3, systemd's first
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	t.Cleanup(func() { d.stop(t) })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := runBuildctl(context.Background(), t, d.addr, nil, "debug", "workers")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket-activated lade-buildkitd did not answer: %v\n%s\n%s", err, out, d.log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ctx := contextDir(t, mainDockerfile, nil)
+	if out, err := runBuildctl(context.Background(), t, d.addr, nil, dockerfileBuildArgs(ctx, "--output", "type=oci,dest="+filepath.Join(t.TempDir(), "o.tar"))...); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
 }
