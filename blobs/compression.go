@@ -8,7 +8,6 @@ import (
 
 	stdgzip "compress/gzip"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/lade-build/lade/blobs/internal/pargzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -134,15 +133,24 @@ const (
 	MediaTypeDockerLayerZstd = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 )
 
-// NewWriter returns a WriteCloser compressing into w with c. workers bounds
-// the goroutines one zstd stream may use; gzip streams share the
-// process-wide pool of pargzip (GOMAXPROCS workers, a fixed budget of 1 MiB
-// blocks), whose bytes are pgzip's at 1 MiB blocks. The bytes written never
-// depend on workers or the pool. Close flushes but does not close w.
+// NewWriter returns a WriteCloser compressing into w with c. Until it is
+// closed, the writer counts as one layer in flight (see codec.go): workers
+// bounds the goroutines one zstd stream may use, and a zstd stream uses a
+// second one only while fewer layers than cores are in flight. gzip
+// streams share the process-wide pool of pargzip (GOMAXPROCS workers, a
+// fixed budget of 1 MiB blocks), whose bytes are pgzip's at 1 MiB blocks.
+// The bytes written never depend on workers, the pool or the layers in
+// flight. Close flushes but does not close w; callers must call it, also
+// on errors.
 func (c Compression) NewWriter(w io.Writer, workers int) (io.WriteCloser, error) {
-	if workers < 1 {
-		workers = 1
+	zw, err := c.newWriter(w, max(workers, 1))
+	if err != nil {
+		return nil, err
 	}
+	return track(zw), nil
+}
+
+func (c Compression) newWriter(w io.Writer, workers int) (io.WriteCloser, error) {
 	level := c.EffectiveLevel()
 	switch c.Type {
 	case Uncompressed:
@@ -152,11 +160,7 @@ func (c Compression) NewWriter(w io.Writer, workers int) (io.WriteCloser, error)
 	case Gzip:
 		return pargzip.Default().NewWriter(w, level)
 	case Zstd:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-			zstd.WithEncoderConcurrency(workers),
-			zstd.WithZeroFrames(true),
-		)
+		return newZstdWriter(w, level, workers)
 	}
 	return nil, fmt.Errorf("unknown compression %q", c.Type)
 }
