@@ -90,7 +90,11 @@ func startDaemon(t *testing.T, kind, toml string, args ...string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{kind: kind, addr: "unix://" + filepath.Join(dir, "sock"), dir: dir, log: &syncBuffer{}}
-	d.cmd = exec.Command(bin, append([]string{"--config", cfg, "--root", filepath.Join(dir, "root"), "--addr", d.addr}, args...)...)
+	// Each daemon has its own trace socket: on the shared default path
+	// (/run/buildkit/otel-grpc.sock) a daemon stopping removes the socket
+	// another one's RUN steps are about to bind-mount, failing them.
+	d.cmd = exec.Command(bin, append([]string{"--config", cfg, "--root", filepath.Join(dir, "root"), "--addr", d.addr,
+		"--otel-socket-path", filepath.Join(dir, "otel.sock")}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
