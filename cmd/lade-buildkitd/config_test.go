@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/moby/sys/userns"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v3"
 )
@@ -165,9 +166,11 @@ func TestFlagsOverConfig(t *testing.T) {
 	if cfg, err := parseFlags(t, "debug = true\n", "--log-level=warn"); err != nil || cfg.Log.Level != "warn" {
 		t.Errorf("debug = true, --log-level=warn: level %q, %v", cfg.Log.Level, err)
 	}
-	// Outside a user namespace, a rootless worker gets buildkitd's answer.
-	if _, err := parseFlags(t, "", "--oci-worker-rootless"); err != errRootlessNeedsUserNS {
-		t.Errorf("--oci-worker-rootless outside a user namespace: %v", err)
+	// Outside a user namespace, a rootless worker gets buildkitd's answer;
+	// inside one (as root there) it is rootless.
+	cfg, err = parseFlags(t, "", "--oci-worker-rootless")
+	if inNS := userns.RunningInUserNS(); inNS && (err != nil || !cfg.Workers.OCI.Rootless) || !inNS && err != errRootlessNeedsUserNS {
+		t.Errorf("--oci-worker-rootless (in a user namespace: %v): %v", inNS, err)
 	}
 }
 
