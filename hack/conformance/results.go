@@ -102,12 +102,12 @@ func firstError(lines []line) string {
 			parts := []string{strings.TrimSpace(msg)}
 			for _, next := range lines[i+1 : min(i+4, len(lines))] {
 				label, text, ok := testifyContinuation(next.text)
-				if !ok || label != "" {
+				if !ok || label != "" || isStackFrame(text) {
 					break
 				}
 				parts = append(parts, text)
 			}
-			return subtestPrefix(l.test) + clip(strings.Join(parts, " "))
+			return subtestPrefix(l.test) + traceOf(lines[:i]) + clip(strings.Join(parts, " "))
 		}
 	}
 	for _, l := range lines {
@@ -123,6 +123,25 @@ func firstError(lines []line) string {
 		}
 	}
 	return "no error message in the output (see the run's log)"
+}
+
+// isStackFrame reports whether an error's continuation line is the start
+// of the stack trace pkg/errors appends (a function or a file path).
+func isStackFrame(text string) bool {
+	return strings.HasPrefix(text, "github.com/") || strings.HasPrefix(text, "/") ||
+		strings.HasPrefix(text, "runtime.") || strings.HasPrefix(text, "main.")
+}
+
+// traceOf returns "file.go:123: " for the last testify "Error Trace:" line
+// in lines (the assertion's place in BuildKit's test), or "".
+func traceOf(lines []line) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if _, loc, ok := strings.Cut(lines[i].text, "Error Trace:"); ok {
+			loc = strings.TrimSpace(loc)
+			return loc[strings.LastIndex(loc, "/")+1:] + ": "
+		}
+	}
+	return ""
 }
 
 // testifyContinuation splits a testify report line ("\tLabel:\ttext") into

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// stream writes a `go test -json` stream of the given events to a file.
+func stream(t *testing.T, events ...event) string {
+	t.Helper()
+	var b strings.Builder
+	for _, ev := range events {
+		dt, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(dt)
+		b.WriteByte('\n')
+	}
+	b.WriteString("not json: the binary's stderr\n")
+	path := filepath.Join(t.TempDir(), "run.json")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func out(test, text string) event { return event{Action: "output", Test: test, Output: text + "\n"} }
+
+func TestReadResults(t *testing.T) {
+	const fail = "TestIntegration/TestFoo/worker=oci"
+	const skip = "TestIntegration/TestBar/worker=containerd"
+	const pass = "TestIntegration/TestBaz/worker=oci"
+	path := stream(t,
+		out(fail, "=== RUN   "+fail),
+		out(fail+"/propagate=1", "    sandbox.go:202: stdout: buildkitd --debug"),
+		out(fail+"/propagate=1", "        \tError Trace:\t/mod/client/client_export_image_test.go:307"),
+		out(fail+"/propagate=1", "        \t            \t\t\t\t/mod/integration/run.go:105"),
+		out(fail+"/propagate=1", "        \tError:      \tReceived unexpected error:"),
+		out(fail+"/propagate=1", "        \t            \tunsupported layer media type"),
+		out(fail+"/propagate=1", "        \t            \tgithub.com/moby/buildkit/util/stack.Enable"),
+		out(fail+"/propagate=1", "        \tTest:       \t"+fail+"/propagate=1"),
+		event{Action: "fail", Test: fail + "/propagate=1"},
+		event{Action: "fail", Test: fail},
+		out(skip, "    client_export_image_test.go:960: only supported with containerd"),
+		event{Action: "skip", Test: skip},
+		event{Action: "pass", Test: pass},
+		out(pass, "--- PASS: "+pass),
+		event{Action: "fail", Test: "TestIntegration"},
+	)
+	got, err := readResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]result{
+		"TestFoo/worker=oci": {status: "fail", detail: "(propagate=1) client_export_image_test.go:307: " +
+			"Received unexpected error: unsupported layer media type"},
+		"TestBar/worker=containerd": {status: "skip", detail: "only supported with containerd"},
+		"TestBaz/worker=oci":        {status: "pass"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d results, want %d: %v", len(got), len(want), got)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %+v, want %+v", k, got[k], w)
+		}
+	}
+}
+
+func TestReportCountsAndRegressions(t *testing.T) {
+	rows := expandRows([][2]string{{"a_test.go", "TestFoo"}, {"a_test.go", "TestBar"}}, []string{"oci"})
+	stock := map[string]result{"TestFoo/worker=oci": {status: "pass"}, "TestBar/worker=oci": {status: "fail", detail: "offline"}}
+	lade := map[string]result{"TestFoo/worker=oci": {status: "fail", detail: "x | y"}, "TestBar/worker=oci": {status: "fail"}}
+	var b strings.Builder
+	writeReport(&b, "t", "oci", rows, stock, lade, map[string]string{"TestBar": "needs the internet"})
+	for _, want := range []string{
+		"| stock buildkitd | 2 | 1 | 1 | 0 |",
+		"| lade-buildkitd | 2 | 0 | 2 | 0 |",
+		"| both | 2 | 0 | | |",
+		`| TestFoo | pass | **FAIL** | x \| y |  |`,
+		"| TestBar | **FAIL** | **FAIL** |  | needs the internet |",
+		"Passing on stock, not on lade: 1",
+		"- TestFoo (**FAIL**): x | y",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+	if err := allPassed(rows, []map[string]result{stock, nil}); err == nil || !strings.Contains(err.Error(), "TestBar on stock") {
+		t.Errorf("allPassed = %v, want TestBar on stock named", err)
+	}
+}
