@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -106,7 +107,7 @@ func (i *instance) exportEpochLayers(ctx context.Context, p *plan, sid string) e
 		descs := append([]ocispecs.Descriptor(nil), c.base...)
 		for n := len(c.base); n < len(c.refs); n++ {
 			pair := jobs[c.refs[n].ID()].pair
-			descs = append(descs, pair.Blob)
+			descs = append(descs, rewrittenDesc(pair.Blob, *p.epoch))
 			p.epochLayers[pair.Blob.Digest] = true
 		}
 		c.pp.remote = &solver.Remote{Descriptors: descs, Provider: c.provider}
@@ -115,6 +116,21 @@ func (i *instance) exportEpochLayers(ctx context.Context, p *plan, sid string) e
 		}
 	}
 	return done(nil)
+}
+
+// annotationRewritten marks a layer whose file times were clamped to the
+// epoch, with the epoch; BuildKit writes it into the manifest.
+const annotationRewritten = "buildkit/rewritten-timestamp"
+
+// rewrittenDesc is d annotated as rewritten to epoch, as BuildKit's.
+func rewrittenDesc(d ocispecs.Descriptor, epoch time.Time) ocispecs.Descriptor {
+	a := make(map[string]string, len(d.Annotations)+1)
+	for k, v := range d.Annotations {
+		a[k] = v
+	}
+	a[annotationRewritten] = strconv.FormatInt(epoch.Unix(), 10)
+	d.Annotations = a
+	return d
 }
 
 // readChain reads a platform's layer chain and the blobs of its leading

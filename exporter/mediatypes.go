@@ -46,27 +46,35 @@ func convertLayerMediaType(mt string, docker bool) (string, error) {
 // manifest.
 var internalAnnotationPrefixes = []string{"containerd.io/", "buildkit/", "lade.dev/"}
 
-// stargzAnnotationPrefix marks eStargz layer annotations (the TOC digest):
-// public although under containerd.io/, as BuildKit keeps them, since
-// lazy-pulling snapshotters read them from the manifest.
-const stargzAnnotationPrefix = "containerd.io/snapshot/stargz/"
+// publicAnnotationPrefixes are annotations public although under an
+// internal prefix, as BuildKit keeps them: eStargz's TOC digest, which
+// lazy-pulling snapshotters read from the manifest, and BuildKit's mark of
+// a layer whose file times were clamped to SOURCE_DATE_EPOCH.
+var publicAnnotationPrefixes = []string{"containerd.io/snapshot/stargz/", "buildkit/rewritten-timestamp"}
 
 // publicAnnotations drops internal layer annotations; nil when none is left.
 func publicAnnotations(m map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range m {
-		internal := false
-		for _, p := range internalAnnotationPrefixes {
-			internal = internal || strings.HasPrefix(k, p)
+		if hasPrefix(k, internalAnnotationPrefixes) && !hasPrefix(k, publicAnnotationPrefixes) {
+			continue
 		}
-		if !internal || strings.HasPrefix(k, stargzAnnotationPrefix) {
-			if out == nil {
-				out = map[string]string{}
-			}
-			out[k] = v
+		if out == nil {
+			out = map[string]string{}
 		}
+		out[k] = v
 	}
 	return out
+}
+
+// hasPrefix reports whether s starts with one of prefixes.
+func hasPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // annotationsFor merges the annotations for every platform ("") with the

@@ -13,12 +13,14 @@ func TestPublicAnnotations(t *testing.T) {
 		"containerd.io/uncompressed":               "sha256:a",
 		"containerd.io/distribution.source.docker": "x",
 		"buildkit/createdat":                       "t",
+		"buildkit/rewritten-timestamp":             "1700000000",
 		"lade.dev/ref":                             "r",
 		"containerd.io/snapshot/stargz/toc.digest": "sha256:toc",
 		"io.containers.estargz.uncompressed-size":  "10",
 		"org.example":                              "v",
 	}
 	want := map[string]string{
+		"buildkit/rewritten-timestamp":             "1700000000",
 		"containerd.io/snapshot/stargz/toc.digest": "sha256:toc",
 		"io.containers.estargz.uncompressed-size":  "10",
 		"org.example": "v",
