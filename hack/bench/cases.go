@@ -86,13 +86,13 @@ func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([
 		cr := &caseResult{name: name, compression: spec.compression, platforms: spec.platforms, runs: map[string][]buildTimes{}}
 		for round := 1; round <= cfg.rounds; round++ {
 			for _, d := range ds {
-				t, err := runCase(ctx, d, reg, w, name, spec, round, out, logs, cfg.keepContext)
+				t, err := runCase(ctx, d, reg, w, name, spec, round, out, logs, cfg.keepContext, cfg.stages)
 				if err != nil {
 					return nil, fmt.Errorf("case %s round %d: %w", name, round, err)
 				}
-				logf("%-12s round %d %-15s layers %7.3fs  exporter %7.3fs  tarball %6.3fs  push %6.3fs  wall %6.2fs  RSS %4d MiB  daemon CPU %6.2fs  others' CPU %6.2fs  lade-compressed %d",
+				logf("%-12s round %d %-15s layers %7.3fs  exporter %7.3fs  tarball %6.3fs  push %6.3fs  wall %6.2fs  RSS %4d MiB  daemon CPU %6.2fs  export CPU %6.2fs (%s)  blobs %.1f MB  others' CPU %6.2fs  lade-compressed %d",
 					name, round, d.kind, t.Layers.Seconds(), t.Exporter.Seconds(), t.Tarball.Seconds(), t.Push.Seconds(), t.Wall.Seconds(),
-					t.PeakRSS>>20, t.DaemonCPU.Seconds(), t.OtherCPU.Seconds(), t.Compress)
+					t.PeakRSS>>20, t.DaemonCPU.Seconds(), t.ExportCPU.Seconds(), t.stagesString(), float64(t.BlobBytes)/1e6, t.OtherCPU.Seconds(), t.Compress)
 				cr.runs[d.kind] = append(cr.runs[d.kind], t)
 			}
 		}
@@ -110,7 +110,7 @@ func warmUp(ctx context.Context, d *daemon, w *workload) error {
 	}
 	defer d.stop()
 	logf("%s: sending the build context once (unmeasured)", d.kind)
-	_, err := d.build(ctx, w.Dir, "", "--output", "type=image,name=bench/warmup:latest,compression=uncompressed")
+	_, err := d.build(ctx, w.Dir, "", false, "--output", "type=image,name=bench/warmup:latest,compression=uncompressed")
 	if err != nil {
 		return fmt.Errorf("warm-up build: %w", err)
 	}
@@ -121,14 +121,14 @@ func warmUp(ctx context.Context, d *daemon, w *workload) error {
 // `buildctl prune --all`, or for warm the second of two identical builds.
 // The daemon is restarted right before the measured build and its VmHWM
 // read right after it, so the peak RSS is the build's (plus startup).
-func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name string, spec caseSpec, round int, out, logs string, keepContext bool) (buildTimes, error) {
+func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name string, spec caseSpec, round int, out, logs string, keepContext, stages bool) (buildTimes, error) {
 	args := caseArgs(d, reg, name, spec, round, out)
 	if err := d.start(ctx); err != nil {
 		return buildTimes{}, err
 	}
 	var err error
 	if spec.warm {
-		_, err = d.build(ctx, w.Dir, "", args...)
+		_, err = d.build(ctx, w.Dir, "", false, args...)
 	} else {
 		err = d.prune(ctx, keepContext)
 	}
@@ -148,18 +148,31 @@ func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name st
 	if waited := d.waitIdle(60 * time.Second); waited > time.Second {
 		logf("%s: waited %.1fs for the daemon to go idle", d.kind, waited.Seconds())
 	}
-	t, err := d.build(ctx, w.Dir, filepath.Join(logs, fmt.Sprintf("%s-%d-%s.rawjson", name, round, d.kind)), args...)
+	t, err := d.build(ctx, w.Dir, filepath.Join(logs, fmt.Sprintf("%s-%d-%s.rawjson", name, round, d.kind)), stages, args...)
 	if err != nil {
 		return t, err
 	}
 	if t.PeakRSS, err = d.peakRSS(); err != nil {
 		return t, err
 	}
-	_ = os.Remove(filepath.Join(out, d.kind+".tar"))
-	if reg != nil && !spec.warm && !spec.oci {
+	switch {
+	case spec.oci:
+		tarball := filepath.Join(out, d.kind+".tar")
+		t.BlobBytes, err = ociLayerBytes(tarball)
+		_ = os.Remove(tarball)
+		return t, err
+	case reg != nil && !spec.warm:
+		if t.BlobBytes, err = reg.layerBytes(caseRef(reg, name, d, round)); err != nil {
+			return t, err
+		}
 		return t, reg.wipe()
 	}
 	return t, nil
+}
+
+// caseRef is the repository a case's round pushes to.
+func caseRef(reg *registry, name string, d *daemon, round int) string {
+	return fmt.Sprintf("bench/%s-%s-%d", name, d.kind, round)
 }
 
 // caseArgs returns the buildctl flags of a case.
@@ -175,6 +188,6 @@ func caseArgs(d *daemon, reg *registry, name string, spec caseSpec, round int, o
 	case spec.warm || reg == nil:
 		return append(args, "--output", "type=image,name=bench/"+name+":latest,oci-mediatypes=true"+comp)
 	}
-	ref := fmt.Sprintf("%s/bench/%s-%s-%d:latest", reg.host, name, d.kind, round)
+	ref := reg.host + "/" + caseRef(reg, name, d, round) + ":latest"
 	return append(args, "--output", "type=image,name="+ref+",push=true,registry.insecure=true,oci-mediatypes=true"+comp)
 }

@@ -6,7 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/lade-build/lade/internal/testutil"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lade-build/lade/internal/testutil"
 	"github.com/moby/buildkit/client"
 )
 
@@ -44,6 +46,7 @@ type daemon struct {
 	root        string
 	sockDir     string
 	addr        string
+	debugAddr   string // Go's pprof, for the export's CPU stages
 	cmd         *exec.Cmd
 	exited      chan struct{}
 	log         *bytes.Buffer
@@ -74,8 +77,14 @@ func (d *daemon) start(ctx context.Context) error {
 	d.logMu.Lock()
 	d.log.Reset()
 	d.logMu.Unlock()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	d.debugAddr = l.Addr().String()
+	l.Close()
 	d.cmd = exec.Command(d.bin, "--config", filepath.Join(d.sockDir, "buildkitd.toml"),
-		"--root", d.root, "--addr", d.addr)
+		"--root", d.root, "--addr", d.addr, "--debugaddr", d.debugAddr)
 	d.cmd.Stdout, d.cmd.Stderr = lockedWriter{d.log, d.logMu}, lockedWriter{d.log, d.logMu}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
@@ -154,7 +163,7 @@ func (d *daemon) prune(ctx context.Context, keepContext bool) error {
 }
 
 // buildTimes are the durations of one build read from its rawjson
-// progress.
+// progress, and the daemon's CPU time.
 type buildTimes struct {
 	Wall     time.Duration // buildctl, start to exit
 	Layers   time.Duration // the "exporting layers" status
@@ -166,41 +175,119 @@ type buildTimes struct {
 	// DaemonCPU is the CPU time the daemon used during the build (the
 	// context transfer, the build steps and the export).
 	DaemonCPU time.Duration
+	// ExportCPU is the daemon's CPU time in the exporter vertex's window,
+	// LayersCPU in the "exporting layers" status's.
+	ExportCPU, LayersCPU time.Duration
+	// Stages splits the export's CPU by the daemon's CPU profiles.
+	Stages [nStages]time.Duration
+	// BlobBytes is the total size of the image's layer blobs (0 when the
+	// case does not push nor write a tar).
+	BlobBytes int64
 	// OtherCPU is the CPU time of every other process on the machine
 	// during the build (not the daemon, not buildctl): the noise.
 	OtherCPU time.Duration
+
+	// exporterStart and exporterEnd bound the exporter vertex, layersStart
+	// and layersEnd the "exporting layers" status.
+	exporterStart, exporterEnd, layersStart, layersEnd time.Time
 }
 
 // build runs a Dockerfile build of the context with rawjson progress and
-// returns the exporter's durations.
+// returns the exporter's durations and the daemon's CPU time, in the
+// export's window and by stage when stages is true.
 // The progress is kept in logFile when it is not empty.
-func (d *daemon) build(ctx context.Context, contextDir, logFile string, args ...string) (buildTimes, error) {
+func (d *daemon) build(ctx context.Context, contextDir, logFile string, stages bool, args ...string) (buildTimes, error) {
 	all := append([]string{"--addr", d.addr, "build", "--progress", "rawjson", "--frontend", "dockerfile.v0",
 		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir}, args...)
 	cmd := exec.CommandContext(ctx, d.buildctlBin, all...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	busy0, own0 := systemBusy(), procCPU(d.cmd.Process.Pid)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	pid := d.cmd.Process.Pid
+	busy0, own0 := systemBusy(), procCPU(pid)
+	sampler := startCPUSampler(pid)
+	watched := make(chan progressWatch, 1)
+	go func() { watched <- d.watchProgress(ctx, pr, stages) }()
 	start := time.Now()
 	err := cmd.Run()
 	t := buildTimes{Wall: time.Since(start)}
-	busy1, own1 := systemBusy(), procCPU(d.cmd.Process.Pid)
+	busy1, own1 := systemBusy(), procCPU(pid)
+	pw.Close()
+	wr := <-watched
+	samples := sampler.finish()
 	t.DaemonCPU = own1 - own0
 	if cmd.ProcessState != nil {
 		t.OtherCPU = max(0, busy1-busy0-t.DaemonCPU-cmd.ProcessState.UserTime()-cmd.ProcessState.SystemTime())
 	}
 	if err != nil {
-		return t, fmt.Errorf("%s: buildctl %s: %v\n%s\ndaemon log:\n%s", d.kind, strings.Join(args, " "), err, tail(out.String(), 20), d.logTail())
+		return t, fmt.Errorf("%s: buildctl %s: %v\n%s\ndaemon log:\n%s", d.kind, strings.Join(args, " "), err, tail(wr.out.String(), 20), d.logTail())
+	}
+	if wr.err != nil {
+		return t, fmt.Errorf("%s: %w", d.kind, wr.err)
 	}
 	if logFile != "" {
-		if err := os.WriteFile(logFile, out.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(logFile, wr.out.Bytes(), 0o644); err != nil {
 			return t, err
 		}
 	}
-	if err := t.parse(out.Bytes()); err != nil {
+	if err := t.parse(wr.out.Bytes()); err != nil {
 		return t, fmt.Errorf("%s: %w", d.kind, err)
 	}
+	t.ExportCPU = cpuBetween(samples, t.exporterStart, t.exporterEnd)
+	t.LayersCPU = cpuBetween(samples, t.layersStart, t.layersEnd)
+	t.Stages = wr.stages
 	return t, nil
+}
+
+// progressWatch is what watchProgress saw.
+type progressWatch struct {
+	out    bytes.Buffer
+	stages [nStages]time.Duration
+	err    error
+}
+
+// watchProgress reads buildctl's output until EOF and, when stages is
+// true, profiles the daemon's CPU from the moment the progress shows the
+// exporter vertex started until it shows it completed.
+func (d *daemon) watchProgress(ctx context.Context, r io.Reader, stages bool) progressWatch {
+	var w progressWatch
+	var stopProfile context.CancelFunc
+	profiled := make(chan struct{})
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		w.out.Write(line)
+		w.out.WriteByte('\n')
+		if !stages || !bytes.Contains(line, []byte(`"exporting to `)) {
+			continue
+		}
+		var st client.SolveStatus
+		if json.Unmarshal(line, &st) != nil {
+			continue
+		}
+		for _, v := range st.Vertexes {
+			if !strings.HasPrefix(v.Name, "exporting to ") {
+				continue
+			}
+			if v.Started != nil && stopProfile == nil {
+				var pctx context.Context
+				pctx, stopProfile = context.WithCancel(ctx)
+				go func() {
+					defer close(profiled)
+					w.stages, w.err = profileStages(pctx, d.debugAddr)
+				}()
+			}
+			if v.Completed != nil && stopProfile != nil {
+				stopProfile()
+			}
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
+	if stopProfile != nil {
+		stopProfile()
+		<-profiled
+	}
+	return w
 }
 
 // parse reads buildctl's rawjson progress.
@@ -263,6 +350,8 @@ func (t *buildTimes) parse(out []byte) error {
 		return fmt.Errorf("no \"exporting layers\" status or exporter vertex in the progress:\n%s", tail(string(out), 10))
 	}
 	t.Layers, t.Exporter = dur(statuses["layers"]), dur(vertexes["exporter"])
+	t.layersStart, t.layersEnd = statuses["layers"].start, statuses["layers"].end
+	t.exporterStart, t.exporterEnd = vertexes["exporter"].start, vertexes["exporter"].end
 	t.Tarball, t.Push = dur(statuses["tarball"]), dur(statuses["push"])
 	for k := range statuses {
 		if strings.HasPrefix(k, "compressing layer ") {

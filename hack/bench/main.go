@@ -39,6 +39,7 @@ type config struct {
 	keepData    bool
 	floorReps   int
 	keepContext bool
+	stages      bool
 }
 
 // allCases are the daemon cases in the order they run.
@@ -54,6 +55,7 @@ func main() {
 	flag.BoolVar(&cfg.push, "push", true, "type=image cases push to a local docker-registry (else they only write the daemon's content store)")
 	flag.BoolVar(&cfg.floors, "floors", true, "measure the in-process floors")
 	flag.BoolVar(&cfg.keepContext, "keep-context", true, "cold builds prune everything but the build context's snapshot (buildctl prune --all --filter type!=source.local), so the context is not sent again; false: prune --all")
+	flag.BoolVar(&cfg.stages, "stages", true, "split each export's daemon CPU into tar, hash, compress, write and other with back-to-back 1 s CPU profiles from the daemon's --debugaddr")
 	flag.IntVar(&cfg.floorReps, "floor-reps", 3, "repetitions of each floor stage (the fastest counts)")
 	flag.BoolVar(&cfg.ladeCLI, "lade-cli", true, "measure lade export: RSS growth with layer size, warm re-export")
 	flag.IntVar(&cfg.bigMiB, "big-mib", 4096, "size of the large layer of the lade export RSS test (the small one is 64 MiB)")

@@ -23,7 +23,9 @@ func TestParseProgress(t *testing.T) {
 	if err := bt.parse([]byte(progressLog)); err != nil {
 		t.Fatal(err)
 	}
-	want := buildTimes{Layers: 2500 * time.Millisecond, Exporter: 4 * time.Second, Tarball: 3 * time.Second, Compress: 2}
+	at := func(s string) time.Time { t, _ := time.Parse(time.RFC3339Nano, "2026-12-04T21:28:"+s+"Z"); return t }
+	want := buildTimes{Layers: 2500 * time.Millisecond, Exporter: 4 * time.Second, Tarball: 3 * time.Second, Compress: 2,
+		layersStart: at("50"), layersEnd: at("52.5"), exporterStart: at("50"), exporterEnd: at("54")}
 	if bt != want {
 		t.Errorf("parsed %+v, want %+v", bt, want)
 	}
