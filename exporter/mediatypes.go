@@ -111,8 +111,11 @@ func normalizeAnnotations(src Source, opts Options) (Annotations, error) {
 	if hasIndexAnn && opts.Docker {
 		return a, errors.New("index annotations need OCI media types: Docker manifest lists have no annotations")
 	}
-	if opts.Docker && (len(a.Manifest) > 0 || len(a.ManifestDescriptor) > 0) {
-		return a, errors.New("manifest annotations need OCI media types: set oci-mediatypes=true")
+	// Manifest annotations are written into Docker manifests too, as
+	// BuildKit does; descriptor annotations have no place in a Docker
+	// manifest list.
+	if opts.Docker && len(a.ManifestDescriptor) > 0 {
+		return a, errors.New("manifest-descriptor annotations need OCI media types: set oci-mediatypes=true")
 	}
 	known := map[string]bool{}
 	for _, p := range src.Platforms {

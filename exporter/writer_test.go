@@ -294,3 +294,27 @@ func TestCommitCreatedOption(t *testing.T) {
 		t.Errorf("two commits with one Created differ: %v", roots)
 	}
 }
+
+// TestCommitDockerManifestAnnotations checks manifest annotations with
+// Docker media types: written into the manifest, as BuildKit does; the
+// descriptor ones are an error, as in BuildKit.
+func TestCommitDockerManifestAnnotations(t *testing.T) {
+	s := newStore(t)
+	_, _, app := chain("dm-")
+	w := exporter.NewImageWriter(s)
+	src := exporter.Source{
+		Platforms:   []exporter.PlatformSource{{Platform: "linux/amd64", Ref: app}},
+		Annotations: exporter.Annotations{Manifest: map[string]map[string]string{"": {"a": "1"}}},
+	}
+	res, err := w.Commit(context.Background(), src, exporter.Options{Docker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imgs := verify(t, s, res.Descriptor); imgs[0].Manifest.Annotations["a"] != "1" {
+		t.Errorf("manifest annotations %v", imgs[0].Manifest.Annotations)
+	}
+	src.Annotations = exporter.Annotations{ManifestDescriptor: map[string]map[string]string{"": {"a": "1"}}}
+	if _, err := w.Commit(context.Background(), src, exporter.Options{Docker: true}); err == nil {
+		t.Error("manifest-descriptor annotations accepted with Docker media types")
+	}
+}
