@@ -223,6 +223,10 @@ main() {
 		flock 9
 	fi
 	build_mirror "$cache/mirror"
+	if (exec 3<>"/dev/tcp/127.0.0.1/$mirror_port") 2>/dev/null; then
+		echo "conformance: 127.0.0.1:$mirror_port, the mirror registry's port, is in use; stop what listens there or set LADE_CONFORMANCE_MIRROR_PORT" >&2
+		exit 1
+	fi
 
 	# run_daemon NAME BUILDKITD: runs the selected tests with BUILDKITD as
 	# `buildkitd`, writing $work/NAME.json.

@@ -221,7 +221,9 @@ CONFIG
 # It runs in a subshell so its registry is stopped however it ends.
 build_mirror() (
 	set -euo pipefail
-	local dir=$1 work diff_bb diff_al diff_f1 diff_f2
+	# Not local: the EXIT trap runs after the function's locals are gone.
+	dir=$1 work="" mirror_reg_pid=""
+	local diff_bb diff_al diff_f1 diff_f2
 	if [ "$(cat "$dir/.lade-mirror-version" 2>/dev/null)" = "$mirror_version" ]; then
 		echo "mirror: $dir is ready (version $mirror_version)"
 		return 0
@@ -240,7 +242,7 @@ build_mirror() (
 	diff_f1=$(mirror_layer "$work/foreign1" "$work/f1")
 	diff_f2=$(mirror_layer "$work/foreign2" "$work/f2")
 
-	trap 'rm -rf "$work"; [ -z "${mirror_reg_pid:-}" ] || kill "$mirror_reg_pid" 2>/dev/null' EXIT
+	trap '[ -z "$work" ] || rm -rf "$work"; [ -z "$mirror_reg_pid" ] || kill "$mirror_reg_pid" 2>/dev/null || true' EXIT
 	mirror_start_registry "$dir" || return 1
 	mirror_push_image "$mirror_reg" library/busybox:latest "$work" "busybox-static 1.35 (Debian)" '["sh"]' \
 		"$mt_layer|$work/bb.tar.gz|$diff_bb|"
