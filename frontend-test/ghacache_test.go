@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
@@ -31,7 +32,8 @@ import (
 // semantics are the service's: a key is written once (a second
 // CreateCacheEntry is "already_exists"), only finalized entries are found,
 // a lookup tries the exact key and then each restore key as a prefix,
-// newest entry first.
+// newest entry first, and an entry is finalized only with the size of
+// the uploaded blob.
 type ghaCache struct {
 	URL   string // the url_v2 attribute
 	Token string // the token attribute: a runtime token with one read-write scope
@@ -47,7 +49,6 @@ type ghaCache struct {
 type ghaEntry struct {
 	version string
 	blob    string
-	size    int64
 	seq     int // 0 until finalized, then the order of finalization
 }
 
@@ -143,8 +144,13 @@ func (g *ghaCache) serve(w http.ResponseWriter, r *http.Request) {
 			twirpError(w, http.StatusNotFound, "not_found", "no pending cache entry "+req.Key)
 			return
 		}
+		if size, err := g.blobSize(r.Context(), e.blob); err != nil || size != req.SizeBytes {
+			twirpError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("cache entry %s: uploaded %d bytes (%v), finalized as %d", req.Key, size, err, req.SizeBytes))
+			return
+		}
 		g.seq++
-		e.seq, e.size = g.seq, req.SizeBytes
+		e.seq = g.seq
 		g.reply(w, map[string]any{"ok": true, "entry_id": fmt.Sprint(e.seq)})
 	case "GetCacheEntryDownloadURL":
 		key, e := g.lookup(req)
@@ -176,6 +182,26 @@ func (g *ghaCache) lookup(req ghaRequest) (string, *ghaEntry) {
 		}
 	}
 	return "", nil
+}
+
+// blobSize is the size of the uploaded blob in Azurite.
+func (g *ghaCache) blobSize(ctx context.Context, name string) (int64, error) {
+	cred, err := service.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	if err != nil {
+		return 0, err
+	}
+	c, err := blob.NewClientWithSharedKeyCredential(g.azurite.accountURL+"/"+g.container+"/"+name, cred, nil)
+	if err != nil {
+		return 0, err
+	}
+	props, err := c.GetProperties(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	if props.ContentLength == nil {
+		return 0, fmt.Errorf("blob %s has no length", name)
+	}
+	return *props.ContentLength, nil
 }
 
 // signedURL is a SAS URL of blob in the fake's container, valid for an
