@@ -11,7 +11,8 @@
 //	    [-require-pass]
 //
 // LIST has one "FILE<TAB>TestName" line per test, in table order; each test
-// has a row per worker in -workers (default oci). A daemon
+// has a row per worker in -workers (default oci), or only on WORKER when the
+// line is "FILE<TAB>TestName<TAB>WORKER". A daemon
 // whose JSON is not given gets "–" in its column. FILE in -reasons has
 // "TestName<TAB>reason" lines: why the test cannot pass offline on stock
 // either; it is shown for tests that do not pass on stock.
@@ -120,12 +121,17 @@ type row struct {
 	label string // what the table shows: TestXxx, with the worker when there are several
 }
 
-// expandRows makes a row per test and worker.
+// expandRows makes a row per test and worker; a test given as
+// "TestName<TAB>WORKER" gets a row for that worker only.
 func expandRows(tests [][2]string, workers []string) []row {
 	var rows []row
 	for _, t := range tests {
+		name, only, _ := strings.Cut(t[1], "\t")
 		for _, w := range workers {
-			r := row{file: t[0], test: t[1], key: t[1] + "/worker=" + w, label: t[1]}
+			if only != "" && only != w {
+				continue
+			}
+			r := row{file: t[0], test: name, key: name + "/worker=" + w, label: name}
 			if len(workers) > 1 {
 				r.label += " (" + w + ")"
 			}

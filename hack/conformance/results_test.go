@@ -94,3 +94,16 @@ func TestReportCountsAndRegressions(t *testing.T) {
 		t.Errorf("allPassed = %v, want TestBar on stock named", err)
 	}
 }
+
+func TestExpandRowsWorkerOnly(t *testing.T) {
+	rows := expandRows([][2]string{{"a.go", "TestFoo"}, {"a.go", "TestBar\tcontainerd"}}, []string{"oci", "containerd"})
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.key+"="+r.label)
+	}
+	want := "TestFoo/worker=oci=TestFoo (oci) TestFoo/worker=containerd=TestFoo (containerd) " +
+		"TestBar/worker=containerd=TestBar (containerd)"
+	if strings.Join(got, " ") != want {
+		t.Errorf("rows = %q, want %q", strings.Join(got, " "), want)
+	}
+}
