@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lade-build/lade/internal/attrs"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -102,7 +103,7 @@ func nearestKey(key []string, known []string) []string {
 		if len(kp) != len(key) || !sameParent(key, kp) {
 			continue
 		}
-		if d := editDistance(strings.ToLower(last), strings.ToLower(kp[len(kp)-1])); d < bestDist {
+		if d := attrs.Distance(strings.ToLower(last), strings.ToLower(kp[len(kp)-1])); d < bestDist {
 			best, bestDist = append(key[:len(key)-1:len(key)-1], kp[len(kp)-1]), d
 		}
 	}
@@ -132,25 +133,4 @@ func sameParent(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/moby/buildkit/util/network/cniprovider"
 	"github.com/moby/buildkit/util/network/netproviders"
 	"github.com/moby/buildkit/util/resolver"
-	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/containerd"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -52,19 +51,13 @@ func newContainerdWorker(ctx context.Context, cfg *config.Config, differ string,
 	if err != nil {
 		return nil, fmt.Errorf("containerd worker on %s (namespace %s): %w", cc.Address, cc.Namespace, err)
 	}
-	opt.GCPolicy = gcPolicy(cc.GCConfig, cfg.Root)
-	opt.BuildkitVersion = buildkitVersion()
-	opt.RegistryHosts = resolver.NewRegistryConfig(cfg.Registries)
 	if len(cc.Platforms) > 0 {
 		// Otherwise the platforms are the ones containerd's runtimes report.
 		if opt.Platforms, err = workerPlatforms(cc.Platforms); err != nil {
 			return nil, err
 		}
 	}
-	if err := useDiffer(differ, &opt); err != nil {
-		return nil, err
-	}
-	w, err := base.NewWorker(ctx, opt)
+	w, err := startWorker(ctx, opt, cc.GCConfig, cfg.Root, resolver.NewRegistryConfig(cfg.Registries), differ)
 	if err != nil {
 		return nil, err
 	}

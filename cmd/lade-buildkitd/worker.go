@@ -82,16 +82,10 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, differ string, common
 	if err != nil {
 		return nil, err
 	}
-	opt.GCPolicy = gcPolicy(oc.GCConfig, cfg.Root)
-	opt.BuildkitVersion = buildkitVersion()
-	opt.RegistryHosts = hosts
 	if opt.Platforms, err = workerPlatforms(oc.Platforms); err != nil {
 		return nil, err
 	}
-	if err := useDiffer(differ, &opt); err != nil {
-		return nil, err
-	}
-	w, err := base.NewWorker(ctx, opt)
+	w, err := startWorker(ctx, opt, oc.GCConfig, cfg.Root, hosts, differ)
 	if err != nil {
 		return nil, err
 	}
@@ -298,4 +292,17 @@ func formatPlatforms(ps []ocispecs.Platform) []string {
 		out = append(out, platforms.Format(p))
 	}
 	return out
+}
+
+// startWorker completes a worker's options the same way for every worker
+// kind (cache GC rules, BuildKit's version, registry hosts, the layer
+// differ) and starts it.
+func startWorker(ctx context.Context, opt base.WorkerOpt, gc config.GCConfig, root string, hosts docker.RegistryHosts, differ string) (*base.Worker, error) {
+	opt.GCPolicy = gcPolicy(gc, root)
+	opt.BuildkitVersion = buildkitVersion()
+	opt.RegistryHosts = hosts
+	if err := useDiffer(differ, &opt); err != nil {
+		return nil, err
+	}
+	return base.NewWorker(ctx, opt)
 }

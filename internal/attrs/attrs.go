@@ -60,7 +60,7 @@ func ParseBool(key, v string) (bool, error) {
 func Unknown(key string, known []string) error {
 	best, dist := "", 1<<30
 	for _, k := range known {
-		if d := distance(key, k); d < dist {
+		if d := Distance(key, k); d < dist {
 			best, dist = k, d
 		}
 	}
@@ -77,15 +77,16 @@ func Unknown(key string, known []string) error {
 // of key's length), nil when key is no typo of a known key.
 func nearMiss(key string, known []string) error {
 	for _, k := range known {
-		if d := distance(key, k); d > 0 && d <= 2 && 3*d <= len(key) {
+		if d := Distance(key, k); d > 0 && d <= 2 && 3*d <= len(key) {
 			return Unknown(key, known)
 		}
 	}
 	return nil
 }
 
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
+// Distance is the Levenshtein distance between a and b, the measure of
+// every "did you mean" suggestion lade makes.
+func Distance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
