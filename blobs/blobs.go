@@ -63,11 +63,19 @@ type Key struct {
 	Level       int
 	// Epoch is the clamp time in Unix seconds, or 0 for no clamping.
 	Epoch int64
+	// Codec names the encoder when it is not the type's default (see
+	// ZstdCodec): blobs of two encoders differ.
+	Codec string
 }
 
 // String renders the key as a stable string, suitable as a database key.
+// Keys of the default encoders render as they did before Codec existed.
 func (k Key) String() string {
-	return fmt.Sprintf("%s|%s|%d|%d", k.RefID, k.Compression, k.Level, k.Epoch)
+	s := fmt.Sprintf("%s|%s|%d|%d", k.RefID, k.Compression, k.Level, k.Epoch)
+	if k.Codec != "" {
+		s += "|" + k.Codec
+	}
+	return s
 }
 
 // Cache remembers the diff pair computed for a Key. Implementations must be

@@ -1,13 +1,10 @@
 package blobs
 
 import (
-	"fmt"
 	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Codec concurrency (issue #17). On a machine with few cores the export is
@@ -17,8 +14,8 @@ import (
 // NewWriter returns counts as one layer in flight until it is closed, and
 // a zstd stream compresses on a second goroutine only while fewer layers
 // than cores are in flight, deciding again at every chunk. Its bytes never
-// depend on that choice: the encoder is always klauspost's single-threaded
-// one, fed the same bytes in the same order.
+// depend on that choice: the encoder is always a single-threaded one,
+// fed the same bytes in the same order.
 
 // inFlight counts the layers being compressed by writers of this process.
 var inFlight atomic.Int64
@@ -59,13 +56,14 @@ func (t *tracked) Close() error {
 // goroutine: large, so that hand-offs are rare.
 const zstdChunk = 1 << 20
 
-// zstdWriter compresses with a single-threaded klauspost encoder, on the
-// caller's goroutine or, while decide returns 2 or more, on a second
-// goroutine fed 1 MiB chunks (the caller then only produces and hashes the
-// tar). The encoder splits blocks by byte count, not by Write calls, so
-// the bytes are the same whichever way each chunk went.
+// zstdWriter compresses with a single-threaded encoder (klauspost's or
+// libzstd's, see zstdcodec.go), on the caller's goroutine or, while decide
+// returns 2 or more, on a second goroutine fed 1 MiB chunks (the caller
+// then only produces and hashes the tar). Both encoders split blocks by
+// byte count, not by Write calls, so the bytes are the same whichever way
+// each chunk went.
 type zstdWriter struct {
-	enc    *zstd.Encoder
+	enc    io.WriteCloser
 	decide func() int
 
 	buf     []byte         // the chunk being filled for the second goroutine
@@ -77,13 +75,9 @@ type zstdWriter struct {
 }
 
 func newZstdWriter(w io.Writer, level, limit int) (*zstdWriter, error) {
-	enc, err := zstd.NewWriter(w,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithZeroFrames(true),
-	)
+	enc, err := newZstdEncoder(w, level)
 	if err != nil {
-		return nil, fmt.Errorf("zstd encoder: %w", err)
+		return nil, err
 	}
 	return &zstdWriter{enc: enc, decide: func() int { return currentWorkers(limit) }}, nil
 }

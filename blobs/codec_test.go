@@ -2,12 +2,15 @@ package blobs
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"math/rand"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/lade-build/lade/blobs/internal/libzstd"
 )
 
 func TestCodecWorkers(t *testing.T) {
@@ -76,9 +79,10 @@ func TestZstdSchedule(t *testing.T) {
 	}
 }
 
-// TestZstdBytesAcrossSchedules: the bytes are klauspost's at concurrency 1
-// and at concurrency 2 whatever goroutine each chunk went through, for odd
-// write sizes and for switches in the middle of a stream.
+// TestZstdBytesAcrossSchedules: for each encoder, the bytes are the
+// encoder's own on one goroutine whatever goroutine each chunk went
+// through, for odd write sizes and for switches in the middle of a
+// stream; klauspost's are its bytes at concurrency 1 and at 2 (equal).
 func TestZstdBytesAcrossSchedules(t *testing.T) {
 	rng := rand.New(rand.NewSource(17))
 	data := make([]byte, 5<<20+4321)
@@ -88,6 +92,61 @@ func TestZstdBytesAcrossSchedules(t *testing.T) {
 		} else {
 			data[i] = byte('a' + rng.Intn(5))
 		}
+	}
+	codecs := []string{"go"}
+	if libzstd.Available {
+		codecs = append(codecs, "libzstd")
+	}
+	for _, codec := range codecs {
+		t.Run(codec, func(t *testing.T) {
+			t.Setenv(ZstdCodecEnv, codec)
+			want := zstdReference(t, codec, data)
+			schedules := map[string]func(n int) int{
+				"sync":        func(int) int { return 1 },
+				"async":       func(int) int { return 2 },
+				"alternating": func(n int) int { return 1 + n%2 },
+				"random":      func(int) int { return 1 + rng.Intn(2) },
+			}
+			for name, schedule := range schedules {
+				for _, size := range []int{1 << 20, 70001, 4096 + 7, 3<<20 + 1} {
+					var buf bytes.Buffer
+					z, err := newZstdWriter(&buf, 3, 2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					calls := 0
+					z.decide = func() int { calls++; return schedule(calls) }
+					for off := 0; off < len(data); off += size {
+						if _, err := z.Write(data[off:min(off+size, len(data))]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := z.Close(); err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(buf.Bytes(), want) {
+						t.Errorf("schedule %s, writes of %d bytes: %d bytes differ from the encoder's own (%d)", name, size, buf.Len(), len(want))
+					}
+				}
+			}
+		})
+	}
+}
+
+// zstdReference compresses data in one write with the encoder alone.
+func zstdReference(t *testing.T, codec string, data []byte) []byte {
+	t.Helper()
+	if codec == "libzstd" {
+		var buf bytes.Buffer
+		enc, err := libzstd.NewWriter(&buf, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = enc.Write(data)
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
 	}
 	var want []byte
 	for _, conc := range []int{1, 2} {
@@ -104,33 +163,47 @@ func TestZstdBytesAcrossSchedules(t *testing.T) {
 			t.Fatal("klauspost zstd: concurrency 2 changed the bytes; lade's zstd bytes are concurrency 1's")
 		}
 	}
-	schedules := map[string]func(n int) int{
-		"sync":        func(int) int { return 1 },
-		"async":       func(int) int { return 2 },
-		"alternating": func(n int) int { return 1 + n%2 },
-		"random":      func(int) int { return 1 + rng.Intn(2) },
+	return want
+}
+
+// TestZstdCodecChoice: the environment picks the encoder, the blob cache
+// key names a non-default one, and a wrong choice says what to do.
+func TestZstdCodecChoice(t *testing.T) {
+	t.Setenv(ZstdCodecEnv, "brotli")
+	if _, err := (Compression{Type: Zstd}).NewWriter(io.Discard, 2); err == nil || !strings.Contains(err.Error(), "use go or libzstd") {
+		t.Errorf("unknown encoder: %v", err)
 	}
-	for name, schedule := range schedules {
-		for _, size := range []int{1 << 20, 70001, 4096 + 7, 3<<20 + 1} {
-			var buf bytes.Buffer
-			z, err := newZstdWriter(&buf, 3, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			calls := 0
-			z.decide = func() int { calls++; return schedule(calls) }
-			for off := 0; off < len(data); off += size {
-				if _, err := z.Write(data[off:min(off+size, len(data))]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := z.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("schedule %s, writes of %d bytes: %d bytes differ from klauspost's (%d)", name, size, buf.Len(), len(want))
-			}
+	if c, err := (Compression{Type: Gzip}).codec(); err != nil || c != "" {
+		t.Errorf("gzip's codec with %s set: %q, %v", ZstdCodecEnv, c, err)
+	}
+	t.Setenv(ZstdCodecEnv, "libzstd")
+	codec, err := ZstdCodec()
+	if !libzstd.Available {
+		if err == nil || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
+			t.Fatalf("libzstd in a build without cgo: %v", err)
 		}
+		return
+	}
+	if err != nil || !strings.HasPrefix(codec, "libzstd-1.") {
+		t.Fatalf("ZstdCodec() = %q, %v", codec, err)
+	}
+	k := Key{RefID: "r", Compression: Zstd, Level: 3}
+	plain := k.String()
+	k.Codec = codec
+	if plain != "r|zstd|3|0" || k.String() != plain+"|"+codec {
+		t.Errorf("keys %q and %q", plain, k.String())
+	}
+	var buf bytes.Buffer
+	zw, err := (Compression{Type: Zstd}).NewWriter(&buf, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = zw.Write(bytes.Repeat([]byte("lade "), 1000))
+	_ = zw.Close()
+	d, _ := zstd.NewReader(&buf)
+	got, err := io.ReadAll(d)
+	if err != nil || len(got) != 5000 {
+		t.Errorf("libzstd blob read back: %d bytes, %v", len(got), err)
 	}
 }
 
@@ -154,5 +227,29 @@ func TestZstdAsyncError(t *testing.T) {
 	}
 	if cerr := z.Close(); werr == nil && cerr == nil {
 		t.Fatal("the writer's error was lost")
+	}
+}
+
+// TestZstdCodecCacheKey: a blob cache never hands out a blob of one zstd
+// encoder for the other's, and hands out each encoder's own.
+func TestZstdCodecCacheKey(t *testing.T) {
+	if !libzstd.Available {
+		t.Setenv(ZstdCodecEnv, "libzstd")
+		if _, err := (Compression{Type: Zstd}).codec(); err == nil {
+			t.Fatal("libzstd chosen in a build without cgo")
+		}
+		return
+	}
+	bc := &MemoryCache{}
+	k := Key{RefID: "r", Compression: Zstd, Level: 3}
+	_ = bc.Put(context.Background(), k, DiffPair{RefID: "r", Status: StatusNew})
+	t.Setenv(ZstdCodecEnv, "libzstd")
+	codec, err := (Compression{Type: Zstd}).codec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Codec = codec
+	if _, ok, _ := bc.Get(context.Background(), k); ok {
+		t.Errorf("the cache answered a libzstd key with klauspost's blob")
 	}
 }

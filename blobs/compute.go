@@ -105,12 +105,16 @@ func (c *Computer) Compute(ctx context.Context, tops []cache.Ref, opts Options) 
 	if err := comp.Validate(); err != nil {
 		return nil, err
 	}
+	codec, err := comp.codec()
+	if err != nil {
+		return nil, err
+	}
 	jobs := map[string]*job{}
 	var order []*job
 	chains := make([][]*job, len(tops))
 	for i, top := range tops {
 		for _, r := range cache.Chain(top) {
-			k := Key{RefID: r.ID(), Compression: comp.Type, Level: comp.EffectiveLevel(), Epoch: epochKey(layerEpoch(r, opts))}
+			k := Key{RefID: r.ID(), Compression: comp.Type, Level: comp.EffectiveLevel(), Epoch: epochKey(layerEpoch(r, opts)), Codec: codec}
 			j, ok := jobs[k.String()]
 			if !ok {
 				j = &job{ref: r, key: k}

@@ -9,7 +9,9 @@
 # lade-buildkitd through its remote driver). Idempotent; needs root (or sudo).
 set -euo pipefail
 
-pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io openssl curl jq rootlesskit uidmap slirp4netns)
+# libzstd-dev: the headers and library of blobs/internal/libzstd (cgo builds;
+# LADE_ZSTD=libzstd selects it at run time).
+pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io openssl curl jq rootlesskit uidmap slirp4netns libzstd-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

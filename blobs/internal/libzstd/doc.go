@@ -1,0 +1,9 @@
+// Package libzstd is a zstd stream encoder on the system's libzstd
+// (Debian's libzstd-dev), through cgo bindings of lade's own. It is built
+// only with cgo; without it Available is false and NewWriter fails, and
+// lade uses klauspost's pure-Go encoder.
+//
+// The encoder is single-threaded (no zstd worker threads), so its bytes
+// depend only on the input, the level and the library version, never on
+// the number of cores or on how the input is split into writes.
+package libzstd
