@@ -106,7 +106,10 @@ var stageRules = []struct {
 	subs  []string
 }{
 	{stageHash, []string{"sha256"}},
-	{stageCompress, []string{"klauspost/compress", "compress/flate", "compress/gzip", "pargzip", "klauspost/pgzip"}},
+	// C code has no Go frames in a profile (runtime._ExternalCode); in the
+	// daemons the only C that runs for long is libzstd (LADE_ZSTD=libzstd).
+	{stageCompress, []string{"klauspost/compress", "compress/flate", "compress/gzip", "pargzip", "klauspost/pgzip",
+		"internal/libzstd", "runtime._ExternalCode"}},
 	{stageWrite, []string{"os.(*File).Write", "content/local.", "writeback", "net/http.(*persistConn).write", "remotes/docker"}},
 	{stageTar, []string{"archive/tar", "os.(*File).Read", "os.Open", "os.Lstat", "os.(*File).ReadDir", "os.Readlink",
 		"overlay.", "continuity/fs", "continuity/sysx", "lade/cache.", "unix.Lgetxattr", "unix.Llistxattr", "golang.org/x/sys/unix.Getdents"}},

@@ -44,6 +44,9 @@ func TestStageOf(t *testing.T) {
 		stageWrite:    {"syscall.Syscall", "os.(*File).Write", "github.com/containerd/containerd/v2/plugins/content/local.(*writer).Write", "github.com/klauspost/compress/zstd.(*Encoder).nextBlock"},
 		stageOther:    {"runtime.gcBgMarkWorker"},
 	}
+	if got := stageOf([]string{"runtime._ExternalCode"}); got != stageCompress {
+		t.Errorf("C code (libzstd) counted as %s", stageNames[got])
+	}
 	for want, funcs := range cases {
 		if got := stageOf(funcs); got != want {
 			t.Errorf("stage of %v = %s, want %s", funcs, stageNames[got], stageNames[want])
