@@ -133,6 +133,12 @@ func rewrittenDesc(d ocispecs.Descriptor, epoch time.Time) ocispecs.Descriptor {
 	return d
 }
 
+// Purge empties the rewriter's blob cache and lets its blobs go, as
+// pruning all of BuildKit's cache lets everything go.
+func (rw *TimestampRewriter) Purge(ctx context.Context) error {
+	return rw.cache.purge(ctx)
+}
+
 // readChain reads a platform's layer chain and the blobs of its leading
 // base-image layers (BuildKit's rule: layers equal to the base config's
 // diffIDs, up to the first that differs, are not rewritten).

@@ -311,6 +311,23 @@ func (c *epochCache) release(ctx context.Context, p blobs.DiffPair) {
 	}
 }
 
+// purge forgets every entry and deletes the cache's lease, so that the
+// garbage collector may take blobs nothing else holds.
+func (c *epochCache) purge(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.order, c.held = nil, nil, nil
+	if c.hold == nil {
+		return nil
+	}
+	err := c.leases.Delete(context.WithoutCancel(ctx), *c.hold)
+	c.hold = nil
+	if err != nil {
+		return fmt.Errorf("delete the rewrite-timestamp blob cache's lease: %w", err)
+	}
+	return nil
+}
+
 // holdBlob adds p's blob to the cache's lease, making the lease first.
 func (c *epochCache) holdBlob(ctx context.Context, p blobs.DiffPair) error {
 	if c.leases == nil {

@@ -30,6 +30,11 @@ func (f *fakeLeases) DeleteResource(_ context.Context, l leases.Lease, r leases.
 	return nil
 }
 
+func (f *fakeLeases) Delete(_ context.Context, l leases.Lease, _ ...leases.DeleteOpt) error {
+	f.deleted = append(f.deleted, l.ID)
+	return nil
+}
+
 func (f *fakeLeases) Create(_ context.Context, opts ...leases.Opt) (leases.Lease, error) {
 	var l leases.Lease
 	for _, o := range opts {
@@ -101,5 +106,29 @@ func TestMarkEpochLayers(t *testing.T) {
 	markEpochLayers(&plan{epochLayers: map[digest.Digest]bool{b: true}}, res)
 	if l := res.Platforms[0].Layers; l[0].EpochApplied || !l[1].EpochApplied {
 		t.Fatalf("layers %+v", l)
+	}
+}
+
+// TestEpochCachePurge: purging (BuildKit's prune --all) forgets every entry
+// and deletes the cache's own lease, so its blobs can be collected.
+func TestEpochCachePurge(t *testing.T) {
+	fl := &fakeLeases{}
+	c := &epochCache{leases: fl}
+	k := blobs.Key{RefID: "rewrite:buildkit:abc", Compression: blobs.Gzip, Epoch: 1700000000}
+	p := blobs.DiffPair{Blob: ocispecs.Descriptor{Digest: digest.FromString("blob")}}
+	if err := c.Put(context.Background(), k, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := c.Get(context.Background(), k); ok {
+		t.Error("entry found after purge")
+	}
+	if len(fl.deleted) != 1 || fl.deleted[0] != fl.created[0].ID {
+		t.Errorf("deleted %v, want the cache's lease %s", fl.deleted, fl.created[0].ID)
+	}
+	if err := c.Put(context.Background(), k, p); err != nil || len(fl.created) != 2 {
+		t.Errorf("put after purge: %v, leases made %d, want a new one", err, len(fl.created))
 	}
 }

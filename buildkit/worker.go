@@ -1,6 +1,8 @@
 package buildkit
 
 import (
+	"context"
+
 	"github.com/lade-build/lade/exporter"
 	"github.com/moby/buildkit/client"
 	bkexporter "github.com/moby/buildkit/exporter"
@@ -25,6 +27,21 @@ func NewWorker(w *base.Worker) *Worker {
 		writer:   exporter.NewImageWriter(w.ContentStore()),
 		rewriter: NewTimestampRewriter(w.ContentStore(), w.LeaseManager(), w.CacheManager()),
 	}
+}
+
+// Prune implements worker.Worker: BuildKit's prune, and when it prunes
+// everything (--all, no filter or limit), the rewrite-timestamp blob cache
+// too, so that nothing lade kept stays behind.
+func (w *Worker) Prune(ctx context.Context, ch chan client.UsageInfo, opt ...client.PruneInfo) error {
+	if err := w.Worker.Prune(ctx, ch, opt...); err != nil {
+		return err
+	}
+	for _, o := range opt {
+		if o.All && len(o.Filter) == 0 && o.KeepDuration == 0 && o.ReservedSpace == 0 && o.MaxUsedSpace == 0 && o.MinFreeSpace == 0 {
+			return w.rewriter.Purge(ctx)
+		}
+	}
+	return nil
 }
 
 // Exporter implements worker.Worker.
