@@ -21,7 +21,7 @@ root=$(pwd)
 
 usage() {
 	cat <<'USAGE'
-Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|both]
+Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|compat|both|all]
                            [--worker oci|containerd|both]
 
   (no flag)     the CI subset (ci_tests on the oci worker and
@@ -31,14 +31,16 @@ Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|both]
                 daemon run.
   --all         every test of client_export_image_test.go,
                 client_export_metadata_test.go and client_cache_test.go; writes
-                the table to /work/notes/conformance-latest.txt and, when both
+                the table to /work/notes/conformance-latest.txt and, when all
                 daemons and both workers ran, to docs/conformance.md.
   --run REGEX   the tests of BuildKit's client suite (any file) whose name
                 matches the extended REGEX, e.g. one test:
                   hack/conformance.sh --run '^TestExportAnnotations$' --daemon lade
                 or a few:
                   hack/conformance.sh --run 'TestSourceDateEpoch|TestBuildExportZstd'
-  --daemon D    stock, lade or both (default both).
+  --daemon D    stock, lade, compat (lade-buildkitd with LADE_STOCK_COMPAT=true:
+                its stock-identical switches on), both (stock and lade) or
+                all three. Default: all with --all, both otherwise.
   --worker W    BuildKit's test worker: oci, containerd (the harness starts
                 Debian's containerd for each test) or both. Default: both
                 with --all, oci otherwise.
@@ -135,7 +137,7 @@ all_files=(client_export_image_test.go client_export_metadata_test.go client_cac
 # main is the whole run; bash reads it completely before running it, so an
 # edit of this file does not disturb a run in progress.
 main() {
-	mode=ci regex="" daemon=both worker=""
+	mode=ci regex="" daemon="" worker=""
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--all) mode=all ;;
@@ -159,7 +161,13 @@ main() {
 		esac
 		shift
 	done
-	case $daemon in stock | lade | both) ;; *) echo "conformance: --daemon must be stock, lade or both, not $daemon" >&2; exit 2 ;; esac
+	[ -n "$daemon" ] || { [ "$mode" = all ] && daemon=all || daemon=both; }
+	case $daemon in
+	stock | lade | compat) daemons=$daemon ;;
+	both) daemons="stock lade" ;;
+	all) daemons="stock lade compat" ;;
+	*) echo "conformance: --daemon must be stock, lade, compat, both or all, not $daemon" >&2; exit 2 ;;
+	esac
 	[ -n "$worker" ] || { [ "$mode" = all ] && worker=both || worker=oci; }
 	case $worker in
 	oci | containerd) workers=$worker ;;
@@ -244,10 +252,12 @@ main() {
 		exit 1
 	fi
 
-	# run_daemon NAME BUILDKITD: runs the selected tests with BUILDKITD as
-	# `buildkitd`, writing $work/NAME.json.
+	# run_daemon NAME BUILDKITD [ENV...]: runs the selected tests with
+	# BUILDKITD as `buildkitd`, its environment changed by env(1) arguments
+	# ENV, writing $work/NAME.json.
 	run_daemon() {
 		local name=$1 bkd=$2 path=$work/path-$1 rc=0 names w
+		shift 2
 		mkdir -p "$path"
 		ln -sf "$bkd" "$path/buildkitd"
 		ln -sf "$work/bin/buildctl" "$path/buildctl"
@@ -263,7 +273,7 @@ main() {
 			echo "== $name, worker=$w: $(tr '|' '\n' <<<"$names" | wc -l) tests ($(date -u +%H:%M:%S))"
 			# REGISTRY_VALIDATION_DISABLED: the test registries take foreign-layer
 			# URLs, as Docker Hub does (see hack/conformance/mirror.sh).
-			PATH="$path:$PATH" GOMAXPROCS="${LADE_CONFORMANCE_PARALLEL:-2}" \
+			env "$@" PATH="$path:$PATH" GOMAXPROCS="${LADE_CONFORMANCE_PARALLEL:-2}" \
 				BUILDKIT_REGISTRY_MIRROR_DIR="$cache/mirror" REGISTRY_VALIDATION_DISABLED=true \
 				go tool test2json -p client "$work/bin/client.test" -test.v=test2json \
 				-test.run "^TestIntegration\$/^($names)\$/^worker=$w\$" \
@@ -274,25 +284,26 @@ main() {
 	}
 
 	report_args=(-tests "$work/tests.txt" -workers "$workers" -reasons hack/conformance/stock-offline.txt -title "$title" -out "$work/table.md")
-	if [ "$daemon" != lade ]; then
-		run_daemon stock "$work/bin/buildkitd"
-		report_args+=(-stock "$work/stock.json")
-	fi
-	if [ "$daemon" != stock ]; then
-		run_daemon lade "$lade_bin"
-		report_args+=(-lade "$work/lade.json")
-	fi
+	for d in $daemons; do
+		case $d in
+		stock) run_daemon stock "$work/bin/buildkitd" ;;
+		lade) run_daemon lade "$lade_bin" -u LADE_STOCK_COMPAT -u LADE_KEEP_EMPTY_LAYERS -u LADE_GZIP_COMPAT ;;
+		# lade's intended differences switched off (docs/buildkitd.md).
+		compat) run_daemon compat "$lade_bin" LADE_STOCK_COMPAT=true ;;
+		esac
+		report_args+=("-$d" "$work/$d.json")
+	done
 	exec 9>&-
 
 	echo
 	"$work/bin/report" "${report_args[@]}"
 	echo
-	echo "conformance: logs: $work/{stock,lade}.json (go test -json); table: $work/table.md"
+	echo "conformance: logs: $work/{${daemons// /,}}.json (go test -json); table: $work/table.md"
 	if [ "$mode" = all ]; then
 		if [ -d /work/notes ]; then
 			cp "$work/table.md" /work/notes/conformance-latest.txt
 		fi
-		if [ "$daemon" = both ] && [ "$worker" = both ]; then
+		if [ "$daemon" = all ] && [ "$worker" = both ]; then
 			cat hack/conformance/doc-header.md - "$work/table.md" >docs/conformance.md <<<"## Results"
 			echo "conformance: wrote docs/conformance.md"
 		fi

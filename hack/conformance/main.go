@@ -1,12 +1,13 @@
 // Package main is hack/conformance.sh's report writer: it reads the
 // `go test -json` streams of BuildKit's client integration tests run against
-// stock buildkitd and against lade-buildkitd, and writes the side-by-side
+// stock buildkitd, against lade-buildkitd and (optionally) against
+// lade-buildkitd with LADE_STOCK_COMPAT=true, and writes the side-by-side
 // table (test, stock, lade, first error line, why stock cannot pass offline)
 // with its counts as Markdown.
 //
 // Usage:
 //
-//	go run ./hack/conformance -tests LIST [-stock JSON] [-lade JSON]
+//	go run ./hack/conformance -tests LIST [-stock JSON] [-lade JSON] [-compat JSON]
 //	    [-reasons FILE] [-title TEXT] [-workers oci,containerd] [-out FILE]
 //	    [-require-pass]
 //
@@ -42,6 +43,7 @@ func run(args []string, stdout io.Writer) error {
 	tests := fs.String("tests", "", "file of FILE<TAB>TestName lines, in table order (required)")
 	stock := fs.String("stock", "", "go test -json output of the run against stock buildkitd")
 	lade := fs.String("lade", "", "go test -json output of the run against lade-buildkitd")
+	compat := fs.String("compat", "", "go test -json output of the run against lade-buildkitd with LADE_STOCK_COMPAT=true")
 	reasons := fs.String("reasons", "", "file of TestName<TAB>reason lines: why stock cannot pass it offline")
 	title := fs.String("title", "BuildKit client integration tests", "the report's heading")
 	workers := fs.String("workers", "oci", "comma-separated BuildKit test workers the runs used (oci, containerd)")
@@ -68,17 +70,17 @@ func run(args []string, stdout io.Writer) error {
 			why[p[0]] = p[1]
 		}
 	}
-	var daemons [2]map[string]result
-	for i, path := range []string{*stock, *lade} {
+	daemons := []daemon{{name: "stock"}, {name: "lade"}, {name: "lade --stock-compat"}}
+	for i, path := range []string{*stock, *lade, *compat} {
 		if path == "" {
 			continue
 		}
-		if daemons[i], err = readResults(path); err != nil {
+		if daemons[i].results, err = readResults(path); err != nil {
 			return err
 		}
 	}
 	var b strings.Builder
-	writeReport(&b, *title, *workers, list, daemons[0], daemons[1], why)
+	writeReport(&b, *title, *workers, list, daemons, why)
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return err
 	}
@@ -88,22 +90,22 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 	if *requirePass {
-		return allPassed(list, daemons[:])
+		return allPassed(list, daemons)
 	}
 	return nil
 }
 
 // allPassed returns an error naming the tests that did not pass on a
 // daemon that was run.
-func allPassed(list []row, daemons []map[string]result) error {
+func allPassed(list []row, daemons []daemon) error {
 	var failed []string
-	for i, m := range daemons {
-		if m == nil {
+	for _, d := range daemons {
+		if d.results == nil {
 			continue
 		}
 		for _, t := range list {
-			if r := m[t.key]; r.status != "pass" {
-				failed = append(failed, fmt.Sprintf("%s on %s (%s)", t.label, [2]string{"stock", "lade"}[i], mark(m, r)))
+			if r := d.results[t.key]; r.status != "pass" {
+				failed = append(failed, fmt.Sprintf("%s on %s (%s)", t.label, d.name, mark(d.results, r)))
 			}
 		}
 	}

@@ -72,25 +72,42 @@ func TestReadResults(t *testing.T) {
 }
 
 func TestReportCountsAndRegressions(t *testing.T) {
-	rows := expandRows([][2]string{{"a_test.go", "TestFoo"}, {"a_test.go", "TestBar"}}, []string{"oci"})
-	stock := map[string]result{"TestFoo/worker=oci": {status: "pass"}, "TestBar/worker=oci": {status: "fail", detail: "offline"}}
-	lade := map[string]result{"TestFoo/worker=oci": {status: "fail", detail: "x | y"}, "TestBar/worker=oci": {status: "fail"}}
+	rows := expandRows([][2]string{{"a_test.go", "TestFoo"}, {"a_test.go", "TestBar"}, {"a_test.go", "TestQux"}}, []string{"oci"})
+	daemons := []daemon{
+		{name: "stock", results: map[string]result{
+			"TestFoo/worker=oci": {status: "pass"}, "TestBar/worker=oci": {status: "fail", detail: "offline"},
+			"TestQux/worker=oci": {status: "pass"},
+		}},
+		{name: "lade", results: map[string]result{
+			"TestFoo/worker=oci": {status: "fail", detail: "x | y"}, "TestBar/worker=oci": {status: "fail"},
+			"TestQux/worker=oci": {status: "fail", detail: "3 layers, want 2"},
+		}},
+		{name: "lade --stock-compat", results: map[string]result{
+			"TestFoo/worker=oci": {status: "fail", detail: "x"}, "TestBar/worker=oci": {status: "fail"},
+			"TestQux/worker=oci": {status: "pass"},
+		}},
+	}
 	var b strings.Builder
-	writeReport(&b, "t", "oci", rows, stock, lade, map[string]string{"TestBar": "needs the internet"})
+	writeReport(&b, "t", "oci", rows, daemons, map[string]string{"TestBar": "needs the internet"})
 	for _, want := range []string{
-		"| stock buildkitd | 2 | 1 | 1 | 0 |",
-		"| lade-buildkitd | 2 | 0 | 2 | 0 |",
-		"| both | 2 | 0 | | |",
-		`| TestFoo | pass | **FAIL** | x \| y |  |`,
-		"| TestBar | **FAIL** | **FAIL** |  | needs the internet |",
-		"Passing on stock, not on lade: 1",
-		"- TestFoo (**FAIL**): x | y",
+		"| stock | 3 | 2 | 1 | 0 |",
+		"| lade | 3 | 0 | 3 | 0 |",
+		"| stock and lade | 3 | 0 | | |",
+		"| stock and lade --stock-compat | 3 | 1 | | |",
+		"| test | stock | lade | lade --stock-compat | first error (lade's; else stock's) | why stock fails offline |",
+		`| TestFoo | pass | **FAIL** | **FAIL** | x \| y |  |`,
+		"| TestBar | **FAIL** | **FAIL** | **FAIL** |  | needs the internet |",
+		"Passing on stock, not on lade, not even with --stock-compat: 1",
+		"- TestFoo (**FAIL**): x | y — with --stock-compat: **FAIL**",
+		"intended differences: empty layers dropped, its own gzip bytes): 1",
+		"- TestQux (**FAIL**): 3 layers, want 2",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
 	}
-	if err := allPassed(rows, []map[string]result{stock, nil}); err == nil || !strings.Contains(err.Error(), "TestBar on stock") {
+	daemons[1].results = nil
+	if err := allPassed(rows, daemons[:2]); err == nil || !strings.Contains(err.Error(), "TestBar on stock") {
 		t.Errorf("allPassed = %v, want TestBar on stock named", err)
 	}
 }
