@@ -14,21 +14,21 @@ import (
 // encoder: "go" (klauspost's pure-Go encoder, the default: the bytes
 // stock BuildKit writes) or "libzstd" (the system's libzstd through cgo:
 // about a fifth less CPU for slightly smaller, different bytes; only in
-// binaries built with cgo and libzstd-dev).
+// binaries built with cgo, libzstd-dev and -tags libzstd).
 const ZstdCodecEnv = "LADE_ZSTD"
 
 // ZstdCodec returns the zstd encoder the environment chooses: "" for
 // klauspost's, or libzstd's name and version ("libzstd-1.5.4"). Blob
 // cache keys carry it (Key.Codec), so that a cache never hands out blobs
 // of one encoder for another's. It fails on an unknown value, or on
-// "libzstd" in a binary built without cgo.
+// "libzstd" in a binary built without it.
 func ZstdCodec() (string, error) {
 	switch v := strings.ToLower(strings.TrimSpace(os.Getenv(ZstdCodecEnv))); v {
 	case "", "go", "klauspost":
 		return "", nil
 	case "libzstd", "native":
 		if !libzstd.Available {
-			return "", fmt.Errorf("%s=%s: this binary was built without cgo (CGO_ENABLED=0), so it has no libzstd: unset %s or use a cgo build", ZstdCodecEnv, v, ZstdCodecEnv)
+			return "", fmt.Errorf("%s=%s: this binary was built without libzstd (it needs cgo and -tags libzstd): unset %s or rebuild with go build -tags libzstd", ZstdCodecEnv, v, ZstdCodecEnv)
 		}
 		return libzstd.Version(), nil
 	default:

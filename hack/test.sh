@@ -23,12 +23,14 @@ go vet ./...
 echo "== go test"
 go test -count=1 "$@" ./...
 
-echo "== go test, pure Go (CGO_ENABLED=0: blobs without libzstd)"
+echo "== go test, blobs with the native zstd encoder (-tags libzstd: cgo and libzstd-dev)"
+go test -count=1 -tags libzstd "$@" ./blobs/...
+echo "== go test, blobs without cgo (CGO_ENABLED=0)"
 CGO_ENABLED=0 go test -count=1 "$@" ./blobs/...
 
 echo "== go test -race (the packages that share writers across goroutines)"
 go test -count=1 -race ./internal/writeback/ ./blobs/internal/pargzip/ ./cache/
-go test -count=1 -race -run 'Zstd|InFlight' ./blobs/
+go test -count=1 -race -tags libzstd -run 'Zstd|InFlight' ./blobs/
 
 echo "== frontend tests (lade-buildkitd and stock buildkitd, driven by buildctl)"
 bash hack/frontend-test.sh

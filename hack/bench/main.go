@@ -141,9 +141,10 @@ func fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
-// buildBinaries builds the daemons, buildctl and lade from the module.
+// buildBinaries builds the daemons, buildctl and lade from the module,
+// lade's with the native zstd encoder (LADE_ZSTD=libzstd) available.
 func buildBinaries(ctx context.Context, dir string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/",
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "libzstd", "-o", dir+"/",
 		"github.com/lade-build/lade/cmd/lade-buildkitd",
 		"github.com/lade-build/lade/cmd/lade",
 		"github.com/moby/buildkit/cmd/buildctl",

@@ -1,4 +1,4 @@
-//go:build !cgo
+//go:build !cgo || !libzstd
 
 package libzstd
 
@@ -7,11 +7,12 @@ import (
 	"io"
 )
 
-// Available reports whether this build has libzstd: not without cgo.
+// Available reports whether this build has libzstd: not without cgo and
+// the libzstd build tag.
 const Available = false
 
 // errNoCgo is what every use of libzstd returns in a build without cgo.
-var errNoCgo = errors.New("libzstd: this binary was built with CGO_ENABLED=0: rebuild with cgo and libzstd-dev, or use the pure-Go zstd encoder")
+var errNoCgo = errors.New("libzstd: this binary was built without it: rebuild with cgo, libzstd-dev and `go build -tags libzstd`, or use the pure-Go zstd encoder")
 
 // Version returns "" in a build without cgo.
 func Version() string { return "" }
