@@ -168,7 +168,7 @@ func newController(ctx context.Context, cfg *config.Config, differ string, tel *
 		return nil, fmt.Errorf("invalid [compaction] configuration: %w", err)
 	}
 	var policies []compaction.Config
-	if cfg.Compaction.Enabled {
+	if cfg.Compaction.Enabled || cfg.GRPC.DebugAddress != "" { // manual-only unless enabled, for /debug/compaction
 		policies = append(policies, policy)
 	}
 	sm, err := session.NewManager()
@@ -202,6 +202,7 @@ func newController(ctx context.Context, cfg *config.Config, differ string, tel *
 	if err != nil {
 		return nil, err
 	}
+	debugCache.set(cacheStorage) // for /debug/cache/store
 	historyDB, err := boltutil.SafeOpen(filepath.Join(cfg.Root, "history.db"), 0o600,
 		&bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true}, policies...)
 	if err != nil {
