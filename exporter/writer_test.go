@@ -255,6 +255,37 @@ func TestCommitEpochAndAnnotations(t *testing.T) {
 	}
 }
 
+// TestCommitIndexAnnotationForPlatform: an index annotation given for a
+// platform (annotation-index[PLATFORM] in BuildKit's syntax) lands on the
+// index when the image has that platform, and fails when it has not, as
+// in BuildKit.
+func TestCommitIndexAnnotationForPlatform(t *testing.T) {
+	s := newStore(t)
+	_, _, app := chain("ip-")
+	src := func(platform string) exporter.Source {
+		return exporter.Source{
+			Platforms: []exporter.PlatformSource{{Platform: "linux/arm64", Ref: app}},
+			Annotations: exporter.Annotations{
+				Manifest: map[string]map[string]string{platform: nil},
+				Index:    map[string]string{"i": "1"},
+			},
+		}
+	}
+	res, err := exporter.NewImageWriter(s).Commit(context.Background(), src("linux/arm64/v8"), exporter.Options{Index: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify(t, s, res.Descriptor)
+	var idx ocispec.Index
+	b, _ := content.ReadBlob(context.Background(), s, res.Descriptor)
+	if err := json.Unmarshal(b, &idx); err != nil || idx.Annotations["i"] != "1" {
+		t.Errorf("index annotations %v (%v), want i=1", idx.Annotations, err)
+	}
+	if _, err := exporter.NewImageWriter(s).Commit(context.Background(), src("linux/s390x"), exporter.Options{Index: true}); err == nil || !strings.Contains(err.Error(), "not exported") {
+		t.Errorf("an index annotation for a platform the image lacks: %v, want an error", err)
+	}
+}
+
 // TestCommitSingleManifestDescriptor checks that a single-platform image's
 // root descriptor carries the manifest-descriptor annotations, as
 // BuildKit's does (they reach index.json), but no platform.

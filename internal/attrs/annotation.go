@@ -49,7 +49,11 @@ func parseAnnotation(a *exporter.Annotations, key, v string) error {
 		a.ManifestDescriptor = setPlatformed(a.ManifestDescriptor, platform, name, v)
 	case levelIndex, levelIndexDescriptor:
 		if platform != "" {
-			return fmt.Errorf("annotation attribute %q: index annotations take no [platform]", key)
+			// As in BuildKit, an index annotation for a platform goes on
+			// the index, and the platform must be one the image has:
+			// an entry with no keys makes the export check that.
+			a.Manifest = setPlatformed(a.Manifest, platform, "", "")
+			delete(a.Manifest[platform], "")
 		}
 		if level == levelIndex {
 			a.Index = setFlat(a.Index, name, v)

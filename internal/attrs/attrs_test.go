@@ -27,6 +27,13 @@ func TestParseOutput(t *testing.T) {
 			a := o.Annotations
 			return a.Manifest[""]["a"] == "1" && a.Index["b"] == "2" && a.Manifest["linux/arm64"]["c"] == "3" && a.ManifestDescriptor["linux/amd64"]["d"] == "4"
 		}},
+		{"type=oci,dest=x,annotation-index[linux/arm64].i=1,annotation-index-descriptor[linux/arm64].d=2", "", func(o Output) bool {
+			// BuildKit puts them on the index, whatever the platform; the
+			// platform is kept only for the export to check it exists.
+			a := o.Annotations
+			_, named := a.Manifest["linux/arm64"]
+			return a.Index["i"] == "1" && a.IndexDescriptor["d"] == "2" && named && len(a.Manifest["linux/arm64"]) == 0
+		}},
 		{"type=image,danging-name-empty-only=true", "", func(o Output) bool { return o.DanglingEmptyOnly }},
 		{"type=oci,dest=x,compresion=zstd", `did you mean "compression"`, nil},
 		{"type=oci,dest=x,push=true", `unknown attribute "push"`, nil},
