@@ -165,7 +165,7 @@ func (i *instance) writeArchive(ctx context.Context, p *plan, mp *contentutil.Mu
 	if i.e.typ == "docker" {
 		return docker.WriteArchive(ctx, mp, desc, w, docker.Options{Names: names, Created: &created, Epoch: p.epoch, Progress: pw})
 	}
-	return oci.WriteTar(ctx, mp, desc, w, oci.Options{Names: names, Created: &created, Epoch: p.epoch, Progress: pw})
+	return oci.WriteTar(ctx, mp, desc, w, oci.Options{Names: names, SharedTags: true, Created: &created, Epoch: p.epoch, Progress: pw})
 }
 
 // createdOf is the org.opencontainers.image.created time of an OCI or

@@ -73,7 +73,7 @@ func (i *instance) openTarStream(ctx context.Context, p *plan, src *bkexporter.S
 	if err != nil {
 		return nil, err
 	}
-	if err := (oci.Options{Names: tagged}).Validate(); err != nil {
+	if err := (oci.Options{Names: tagged, SharedTags: true}).Validate(); err != nil {
 		return nil, err
 	}
 	md := map[string]string{}

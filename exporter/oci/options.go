@@ -25,8 +25,15 @@ import (
 type Options struct {
 	// Names are image references ("foo", "foo:1", "reg:5000/x/foo:1"); each
 	// becomes an index.json entry. A missing tag is "latest". Two names
-	// may not share a tag: an OCI layout finds images by tag alone.
+	// may not share a tag unless SharedTags is set: an OCI layout finds
+	// images by tag alone.
 	Names []string
+	// SharedTags lets names share a tag, each with its own entry, as
+	// BuildKit's oci exporter writes them (buildx -t a:1 -t b:1 -o
+	// type=oci; docker load and containerd then create both names). All
+	// entries name the same image, but umoci refuses such a tag as
+	// ambiguous.
+	SharedTags bool
 	// Created, when set, adds the org.opencontainers.image.created
 	// annotation to the index.json entries written.
 	Created *time.Time
@@ -46,11 +53,12 @@ func (o Options) Validate() error {
 	return err
 }
 
-// names parses Names and rejects two names with one tag.
+// names parses Names and, unless SharedTags, rejects two names with one
+// tag.
 func (o Options) names() ([]archive.Name, error) {
 	names, err := archive.ParseNames(o.Names)
-	if err != nil {
-		return nil, err
+	if err != nil || o.SharedTags {
+		return names, err
 	}
 	byTag := map[string]string{}
 	for _, n := range names {

@@ -3,13 +3,16 @@ package oci
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lade-build/lade/exporter/archive/archivetest"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // skopeoImage is the part of `skopeo inspect` output the tests check.
@@ -123,4 +126,37 @@ func checkInspect(t *testing.T, si skopeoImage, p archivetest.Platform) {
 			t.Fatalf("skopeo inspect: layer %d is %s, want %s", i, si.Layers[i], l.Desc.Digest)
 		}
 	}
+}
+
+// TestWriteLayoutSharedTags: with SharedTags two names of one tag get an
+// entry each, as BuildKit's oci exporter writes them, and skopeo reads
+// the tag; without it they are refused.
+func TestWriteLayoutSharedTags(t *testing.T) {
+	cs := archivetest.NewStore(t)
+	img := archivetest.Build(t, cs, archivetest.Spec{Platforms: []string{"linux/amd64"}, Layers: 2, Seed: 9})
+	names := []string{"a:1", "example.com/b:1"}
+	if err := WriteLayout(context.Background(), cs, img.Root, filepath.Join(t.TempDir(), "x"), Options{Names: names}); err == nil || !strings.Contains(err.Error(), "share the tag") {
+		t.Fatalf("two names of one tag without SharedTags: %v, want an error", err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	if err := WriteLayout(context.Background(), cs, img.Root, dir, Options{Names: names, SharedTags: true}); err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	b, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
+	if err == nil {
+		err = json.Unmarshal(b, &idx)
+	}
+	if err != nil || len(idx.Manifests) != 2 {
+		t.Fatalf("index.json: %v\n%s", err, b)
+	}
+	want := []string{"docker.io/library/a:1", "example.com/b:1"}
+	for i, m := range idx.Manifests {
+		if m.Digest != img.Root.Digest || m.Annotations[ocispec.AnnotationRefName] != "1" || m.Annotations["io.containerd.image.name"] != want[i] {
+			t.Errorf("entry %d: %s %v, want %s named %s with tag 1", i, m.Digest, m.Annotations, img.Root.Digest, want[i])
+		}
+	}
+	var si skopeoImage
+	archivetest.Inspect(t, &si, "oci:"+dir+":1")
+	checkInspect(t, si, img.Platforms[0])
 }
