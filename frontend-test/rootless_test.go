@@ -4,7 +4,6 @@ package frontendtest
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -58,7 +57,7 @@ func startRootless(t *testing.T, flags ...string) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, lade)
-	copyFile(t, filepath.Join(binDir(t), lade), bin)
+	rootfsCopy(t, filepath.Join(binDir(t), lade), bin)
 	for _, sub := range []string{"xdg", "root"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatal(err)
@@ -116,26 +115,6 @@ func startRootless(t *testing.T, flags ...string) string {
 	}
 }
 
-// copyFile copies an executable.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestRootless: lade-buildkitd runs as an unprivileged user under
 // rootlesskit with --rootless, on the overlayfs and native snapshotters
 // and with --oci-worker-no-process-sandbox, and a Dockerfile RUN builds
@@ -184,7 +163,7 @@ func TestRootlessRefusals(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	bin := filepath.Join(dir, lade)
-	copyFile(t, filepath.Join(binDir(t), lade), bin)
+	rootfsCopy(t, filepath.Join(binDir(t), lade), bin)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

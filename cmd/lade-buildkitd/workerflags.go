@@ -28,14 +28,8 @@ func applyOCIFlags(c *cli.Command, cfg *config.Config) error {
 	if err := addLabels(c, "oci-worker-labels", &oc.Labels); err != nil {
 		return err
 	}
-	if c.IsSet("rootless") || c.Bool("rootless") {
-		oc.Rootless = c.Bool("rootless")
-	}
-	if c.IsSet("oci-worker-rootless") {
-		if !userns.RunningInUserNS() || os.Geteuid() > 0 {
-			return errRootlessNeedsUserNS
-		}
-		oc.Rootless = c.Bool("oci-worker-rootless")
+	if err := applyRootless(c, "oci-worker-rootless", &oc.Rootless); err != nil {
+		return err
 	}
 	setBool(c, "oci-worker-no-process-sandbox", &oc.NoProcessSandbox)
 	if p := c.StringSlice("oci-worker-platform"); len(p) > 0 {
@@ -66,14 +60,8 @@ func applyContainerdFlags(c *cli.Command, cfg *config.Config) error {
 	if err := applySwitch(c, "containerd-worker", &cc.Enabled); err != nil {
 		return err
 	}
-	if c.IsSet("rootless") || c.Bool("rootless") {
-		cc.Rootless = c.Bool("rootless")
-	}
-	if c.IsSet("containerd-worker-rootless") {
-		if !userns.RunningInUserNS() || os.Geteuid() > 0 {
-			return errRootlessNeedsUserNS
-		}
-		cc.Rootless = c.Bool("containerd-worker-rootless")
+	if err := applyRootless(c, "containerd-worker-rootless", &cc.Rootless); err != nil {
+		return err
 	}
 	if err := addLabels(c, "containerd-worker-labels", &cc.Labels); err != nil {
 		return err
@@ -98,6 +86,21 @@ func applyContainerdFlags(c *cli.Command, cfg *config.Config) error {
 	setBool(c, "containerd-worker-hyperv-isolation", &cc.HyperVIsolation)
 	if c.IsSet("containerd-max-parallelism") {
 		cc.MaxParallelism = int(c.Int("containerd-max-parallelism"))
+	}
+	return nil
+}
+
+// applyRootless applies --rootless and then the worker's own rootless
+// flag, which, as in buildkitd, needs the mapped root of a user namespace.
+func applyRootless(c *cli.Command, workerFlag string, rootless *bool) error {
+	if c.IsSet("rootless") || c.Bool("rootless") {
+		*rootless = c.Bool("rootless")
+	}
+	if c.IsSet(workerFlag) {
+		if !userns.RunningInUserNS() || os.Geteuid() > 0 {
+			return errRootlessNeedsUserNS
+		}
+		*rootless = c.Bool(workerFlag)
 	}
 	return nil
 }
