@@ -7,9 +7,9 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/lade-build/lade/exporter/docker"
-	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/oci"
 	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/progress"
 	"github.com/lade-build/lade/registries"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -32,7 +32,7 @@ type Result struct {
 // what is read and verified. A registry destination must resolve to a
 // single name; a store destination without a name takes the source's
 // resolved name (a registry reference) when it has one.
-func Copy(ctx context.Context, s *image.Store, src, dst Ref, opts Options) (Result, error) {
+func Copy(ctx context.Context, s *imagestore.Store, src, dst Ref, opts Options) (Result, error) {
 	ctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return Result{}, err
@@ -58,7 +58,7 @@ func Copy(ctx context.Context, s *image.Store, src, dst Ref, opts Options) (Resu
 		if name == "" {
 			name = "lade-dangling@" + root.Digest.String()
 		}
-		full, err := image.NormalizeName(name)
+		full, err := imagestore.NormalizeName(name)
 		if err != nil {
 			return res, err
 		}
@@ -151,7 +151,7 @@ func PushTarget(name string, opts Options) (registries.Source, error) {
 // platform of it, and returns its root descriptor without naming it: for
 // a base image or a manifest list's instance. Blobs the store has are not
 // read. The caller's ctx should carry a lease of s.
-func Resolve(ctx context.Context, s *image.Store, ref string, opts Options) (ocispec.Descriptor, error) {
+func Resolve(ctx context.Context, s *imagestore.Store, ref string, opts Options) (ocispec.Descriptor, error) {
 	r, err := Parse(ref)
 	if err != nil {
 		return ocispec.Descriptor{}, err

@@ -9,8 +9,8 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/exporter/archive"
 	"github.com/lade-build/lade/exporter/docker"
-	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/imagestore"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -26,7 +26,7 @@ type source struct {
 // open opens ref for reading without reading any layer. A docker archive
 // is imported into s first (its manifests are synthesized there); the
 // caller's ctx should carry a lease of s.
-func open(ctx context.Context, s *image.Store, ref Ref, opts Options) (*source, error) {
+func open(ctx context.Context, s *imagestore.Store, ref Ref, opts Options) (*source, error) {
 	nop := func() error { return nil }
 	switch ref.Kind {
 	case KindStore:

@@ -9,7 +9,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/cache"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/transfer"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -26,13 +26,13 @@ type base struct {
 // root descriptor: a store name, oci:DIR[:TAG], oci-archive:FILE[:TAG],
 // docker-archive:FILE or docker://REF (short names resolved by the
 // registries configuration).
-func resolveImage(ctx context.Context, s *image.Store, ref string, reg registrySettings) (ocispec.Descriptor, error) {
+func resolveImage(ctx context.Context, s *imagestore.Store, ref string, reg registrySettings) (ocispec.Descriptor, error) {
 	return transfer.Resolve(ctx, s, ref, reg.transferOptions(nil))
 }
 
 // loadBase resolves ref and returns its layers (as stored refs, reused as
 // they are) and config for platform p.
-func loadBase(ctx context.Context, s *image.Store, ref string, p ocispec.Platform, reg registrySettings) (base, error) {
+func loadBase(ctx context.Context, s *imagestore.Store, ref string, p ocispec.Platform, reg registrySettings) (base, error) {
 	root, err := resolveImage(ctx, s, ref, reg)
 	if err != nil {
 		return base{}, fmt.Errorf("base %s: %w", ref, err)

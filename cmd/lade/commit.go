@@ -9,11 +9,11 @@ import (
 	"strings"
 
 	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/commit"
 	"github.com/lade-build/lade/exporter"
-	"github.com/lade-build/lade/exporter/commit"
 	"github.com/lade-build/lade/exporter/containerd"
-	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/unpack"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -112,7 +112,7 @@ func parseCommit(c *cli.Command) (commitRequest, error) {
 	if c.Args().Len() != 1 {
 		return commitRequest{}, errors.New("commit takes one NAME for the new image")
 	}
-	name, err := image.NormalizeName(c.Args().First())
+	name, err := imagestore.NormalizeName(c.Args().First())
 	if err != nil {
 		return commitRequest{}, err
 	}
@@ -170,7 +170,7 @@ func parseCommit(c *cli.Command) (commitRequest, error) {
 
 // commitImage commits, names the image and delivers it to --unpack and
 // --containerd, all under one lease.
-func commitImage(ctx context.Context, s *image.Store, req commitRequest, c *cli.Command) (commitOutput, error) {
+func commitImage(ctx context.Context, s *imagestore.Store, req commitRequest, c *cli.Command) (commitOutput, error) {
 	out := commitOutput{Name: req.name}
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {

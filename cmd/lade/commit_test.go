@@ -17,8 +17,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/lade-build/lade/exporter/containerd/containerdtest"
-	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/unpack"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/testutil"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
@@ -255,7 +255,7 @@ func commitBusybox(t *testing.T, c *runner, name string, extra ...string) {
 func commitUnpack(t *testing.T, c *runner, name string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rootfs")
-	withStoredImage(t, c, name, func(ctx context.Context, s *image.Store, target ocispec.Descriptor) {
+	withStoredImage(t, c, name, func(ctx context.Context, s *imagestore.Store, target ocispec.Descriptor) {
 		must(t, unpack.Unpack(ctx, s.Content(), target, dir, unpack.Options{}))
 	})
 	return dir

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lade-build/lade/exporter/commit"
+	"github.com/lade-build/lade/commit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -181,7 +181,7 @@ func tarDir(t *testing.T, dir string) []byte {
 func storedConfig(t *testing.T, c *runner, name string) map[string]json.RawMessage {
 	t.Helper()
 	var top map[string]json.RawMessage
-	withStoredImage(t, c, name, func(ctx context.Context, s *image.Store, target ocispec.Descriptor) {
+	withStoredImage(t, c, name, func(ctx context.Context, s *imagestore.Store, target ocispec.Descriptor) {
 		m, err := images.Manifest(ctx, s.Content(), target, platforms.Only(ocispec.Platform{OS: "linux", Architecture: "amd64"}))
 		must(t, err)
 		b, err := content.ReadBlob(ctx, s.Content(), m.Config)
@@ -194,10 +194,10 @@ func storedConfig(t *testing.T, c *runner, name string) map[string]json.RawMessa
 // withStoredImage opens c's store, calls fn with the root descriptor of
 // the image name, and closes the store (lade runs cannot open it while
 // the test holds it).
-func withStoredImage(t *testing.T, c *runner, name string, fn func(context.Context, *image.Store, ocispec.Descriptor)) {
+func withStoredImage(t *testing.T, c *runner, name string, fn func(context.Context, *imagestore.Store, ocispec.Descriptor)) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := image.Open(ctx, c.root)
+	s, err := imagestore.Open(ctx, c.root)
 	must(t, err)
 	defer s.Close()
 	img, err := s.GetImage(ctx, name)

@@ -11,9 +11,9 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/lade-build/lade/exporter/docker"
-	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/oci"
 	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	"github.com/lade-build/lade/registries"
@@ -24,7 +24,7 @@ import (
 // deliver sends the image rooted at root to o's destination: names in the
 // store and pushes (type=image), an OCI layout, or a docker archive.
 // created, when set, is stamped as the OCI created annotation.
-func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer, reg registrySettings) error {
+func deliver(ctx context.Context, s *imagestore.Store, o attrs.Output, root ocispec.Descriptor, created *time.Time, pw progress.Writer, reg registrySettings) error {
 	switch o.Type {
 	case attrs.TypeImage:
 		return deliverImage(ctx, s, o, root, pw, reg)
@@ -43,7 +43,7 @@ func deliver(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.D
 
 // deliverImage names the image in the store (unless store=false) and
 // pushes it to each name's registry when asked.
-func deliverImage(ctx context.Context, s *image.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer, reg registrySettings) error {
+func deliverImage(ctx context.Context, s *imagestore.Store, o attrs.Output, root ocispec.Descriptor, pw progress.Writer, reg registrySettings) error {
 	for _, n := range o.Names {
 		if o.Push {
 			target, err := pushTarget(n, reg)

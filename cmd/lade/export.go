@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/lade-build/lade/exporter"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	"github.com/urfave/cli/v3"
@@ -78,7 +78,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	var results []outputResult
-	err = withStore(ctx, c, func(s *image.Store, pw progress.Writer) (err error) {
+	err = withStore(ctx, c, func(s *imagestore.Store, pw progress.Writer) (err error) {
 		results, err = exportAll(ctx, s, inputs, edits, outs, time.Now(), pw, reg)
 		return err
 	})
@@ -91,7 +91,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 // exportAll commits the source once per output and delivers each result,
 // all under one lease so nothing is collected half-way. Every output is
 // created at now: the same inputs and options give the same image.
-func exportAll(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer, reg registrySettings) ([]outputResult, error) {
+func exportAll(ctx context.Context, s *imagestore.Store, inputs []platformInput, edits configEdits, outs []attrs.Output, now time.Time, pw progress.Writer, reg registrySettings) ([]outputResult, error) {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return nil, err

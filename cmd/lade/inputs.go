@@ -11,7 +11,7 @@ import (
 
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -61,7 +61,7 @@ func exportInputs(c *cli.Command) ([]platformInput, error) {
 // layers on top of the base's stored layers, and the config with one
 // history entry per new layer. now is the export's creation time, shared
 // by every platform and every output (see stampCreated).
-func buildSource(ctx context.Context, s *image.Store, inputs []platformInput, edits configEdits, now time.Time, reg registrySettings) (exporter.Source, error) {
+func buildSource(ctx context.Context, s *imagestore.Store, inputs []platformInput, edits configEdits, now time.Time, reg registrySettings) (exporter.Source, error) {
 	var src exporter.Source
 	for _, in := range inputs {
 		p, err := exporter.ParsePlatform(in.platform)

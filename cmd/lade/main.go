@@ -13,8 +13,8 @@ import (
 	"syscall"
 
 	"github.com/containerd/log"
-	"github.com/lade-build/lade/exporter/image"
 	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/progress"
 	"github.com/lade-build/lade/registries"
 	"github.com/lade-build/lade/transfer"
@@ -46,7 +46,7 @@ compression, blob digest) with layers in parallel, dropping empty layers and
 keeping history consistent. Images go to lade's embedded store (--root), to
 OCI layouts, docker archives and registries.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: image.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
+			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: imagestore.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},
 			&cli.StringFlag{Name: "registry-ca", Usage: "PEM `FILE` of a CA to trust for registries, besides the system's", Sources: cli.EnvVars("LADE_REGISTRY_CA")},
 			&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP and unverified TLS for every registry (pushes, pulls, copies and docker:// bases)"},
@@ -87,8 +87,8 @@ func usageError(_ context.Context, c *cli.Command, err error, _ bool) error {
 }
 
 // openStore opens the embedded store named by --root.
-func openStore(ctx context.Context, c *cli.Command) (*image.Store, error) {
-	s, err := image.Open(ctx, c.Root().String("root"))
+func openStore(ctx context.Context, c *cli.Command) (*imagestore.Store, error) {
+	s, err := imagestore.Open(ctx, c.Root().String("root"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/archive"
 	"github.com/lade-build/lade/exporter/containerd"
-	"github.com/lade-build/lade/exporter/image"
-	"github.com/lade-build/lade/exporter/manifest"
 	"github.com/lade-build/lade/exporter/push"
+	"github.com/lade-build/lade/imagestore"
+	"github.com/lade-build/lade/manifestlist"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -91,11 +91,11 @@ Examples:
 // when name is free) and whether create may amend an existing list.
 type listMode struct {
 	create, amend bool
-	format        manifest.Format
+	format        manifestlist.Format
 }
 
 // withStore opens the progress display and the store and runs fn.
-func withStore(ctx context.Context, c *cli.Command, fn func(*image.Store, progress.Writer) error) error {
+func withStore(ctx context.Context, c *cli.Command, fn func(*imagestore.Store, progress.Writer) error) error {
 	disp, err := newDisplay(c)
 	if err != nil {
 		return err
@@ -115,9 +115,9 @@ func withStore(ctx context.Context, c *cli.Command, fn func(*image.Store, progre
 
 // withList runs edit, under a lease, on the list called name (created as
 // mode says), then writes and names the result and prints its digest.
-func withList(ctx context.Context, c *cli.Command, name string, mode listMode, edit func(context.Context, *image.Store, *manifest.List, progress.Writer) error) error {
-	return withStore(ctx, c, func(s *image.Store, pw progress.Writer) error {
-		desc, err := editList(ctx, s, name, mode, func(ctx context.Context, l *manifest.List) error { return edit(ctx, s, l, pw) })
+func withList(ctx context.Context, c *cli.Command, name string, mode listMode, edit func(context.Context, *imagestore.Store, *manifestlist.List, progress.Writer) error) error {
+	return withStore(ctx, c, func(s *imagestore.Store, pw progress.Writer) error {
+		desc, err := editList(ctx, s, name, mode, func(ctx context.Context, l *manifestlist.List) error { return edit(ctx, s, l, pw) })
 		if err == nil {
 			fmt.Println(desc.Digest)
 		}
@@ -126,7 +126,7 @@ func withList(ctx context.Context, c *cli.Command, name string, mode listMode, e
 }
 
 // editList loads (or creates) a list, edits it, writes and names it.
-func editList(ctx context.Context, s *image.Store, name string, mode listMode, edit func(context.Context, *manifest.List) error) (ocispec.Descriptor, error) {
+func editList(ctx context.Context, s *imagestore.Store, name string, mode listMode, edit func(context.Context, *manifestlist.List) error) (ocispec.Descriptor, error) {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -135,7 +135,7 @@ func editList(ctx context.Context, s *image.Store, name string, mode listMode, e
 	l, _, err := loadList(lctx, s, name)
 	switch {
 	case mode.create && errdefs.IsNotFound(err):
-		l = manifest.New(mode.format)
+		l = manifestlist.New(mode.format)
 	case err != nil:
 		return ocispec.Descriptor{}, err
 	case mode.create && !mode.amend:
@@ -154,12 +154,12 @@ func editList(ctx context.Context, s *image.Store, name string, mode listMode, e
 }
 
 // loadList reads the list called name from the store.
-func loadList(ctx context.Context, s *image.Store, name string) (*manifest.List, image.Image, error) {
+func loadList(ctx context.Context, s *imagestore.Store, name string) (*manifestlist.List, imagestore.Image, error) {
 	img, err := s.GetImage(ctx, name)
 	if err != nil {
 		return nil, img, err
 	}
-	l, err := manifest.Read(ctx, s.Content(), img.Target)
+	l, err := manifestlist.Read(ctx, s.Content(), img.Target)
 	if errdefs.IsInvalidArgument(err) {
 		return nil, img, fmt.Errorf("%s is a single image, not a manifest list: %w", name, errdefs.ErrFailedPrecondition)
 	}
@@ -170,7 +170,7 @@ func runManifestCreate(ctx context.Context, c *cli.Command) error {
 	if c.Args().Len() < 1 {
 		return errors.New("manifest create takes a LIST name and IMAGEs")
 	}
-	format, err := manifest.ParseFormat(c.String("format"))
+	format, err := manifestlist.ParseFormat(c.String("format"))
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
@@ -179,7 +179,7 @@ func runManifestCreate(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	mode := listMode{create: true, format: format, amend: c.Bool("amend")}
-	return withList(ctx, c, c.Args().First(), mode, func(ctx context.Context, s *image.Store, l *manifest.List, pw progress.Writer) error {
+	return withList(ctx, c, c.Args().First(), mode, func(ctx context.Context, s *imagestore.Store, l *manifestlist.List, pw progress.Writer) error {
 		if err := l.AnnotateIndex(ann); err != nil {
 			return err
 		}
@@ -200,16 +200,16 @@ func runManifestAdd(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	return withList(ctx, c, c.Args().First(), listMode{}, func(ctx context.Context, s *image.Store, l *manifest.List, pw progress.Writer) error {
+	return withList(ctx, c, c.Args().First(), listMode{}, func(ctx context.Context, s *imagestore.Store, l *manifestlist.List, pw progress.Writer) error {
 		return addImage(ctx, c, s, l, c.Args().Get(1), ann, pw)
 	})
 }
 
 // addImage adds the instances of ref, with annotations ann and their
 // compression variants.
-func addImage(ctx context.Context, c *cli.Command, s *image.Store, l *manifest.List, ref string, ann map[string]string, pw progress.Writer) error {
-	opts := manifest.AddOptions{Select: manifest.Select{All: c.Bool("all")}, Annotations: ann,
-		Variant: manifest.VariantOptions{Cache: s.BlobCache(), Locker: s.Locker(), Progress: pw}}
+func addImage(ctx context.Context, c *cli.Command, s *imagestore.Store, l *manifestlist.List, ref string, ann map[string]string, pw progress.Writer) error {
+	opts := manifestlist.AddOptions{Select: manifestlist.Select{All: c.Bool("all")}, Annotations: ann,
+		Variant: manifestlist.VariantOptions{Cache: s.BlobCache(), Locker: s.Locker(), Progress: pw}}
 	var err error
 	for _, n := range c.StringSlice("add-compression") {
 		t, err := blobs.ParseType(n)
@@ -240,8 +240,8 @@ func addImage(ctx context.Context, c *cli.Command, s *image.Store, l *manifest.L
 
 // readOverride reads --platform (where the command has it), --os, --arch,
 // --variant, --os-version and --os-features.
-func readOverride(c *cli.Command) (manifest.Override, error) {
-	o := manifest.Override{OS: c.String("os"), Architecture: c.String("arch"), Variant: c.String("variant"),
+func readOverride(c *cli.Command) (manifestlist.Override, error) {
+	o := manifestlist.Override{OS: c.String("os"), Architecture: c.String("arch"), Variant: c.String("variant"),
 		OSVersion: c.String("os-version"), OSFeatures: c.StringSlice("os-features")}
 	if v := c.String("platform"); v != "" {
 		p, err := exporter.ParsePlatform(v)
@@ -257,7 +257,7 @@ func runManifestRemove(ctx context.Context, c *cli.Command) error {
 	if c.Args().Len() != 2 {
 		return errors.New("manifest remove takes a LIST name and one INSTANCE")
 	}
-	return withList(ctx, c, c.Args().First(), listMode{}, func(ctx context.Context, s *image.Store, l *manifest.List, _ progress.Writer) error {
+	return withList(ctx, c, c.Args().First(), listMode{}, func(ctx context.Context, s *imagestore.Store, l *manifestlist.List, _ progress.Writer) error {
 		d, err := findInstance(ctx, c, s, l, c.Args().Get(1))
 		if err != nil {
 			return err
@@ -279,19 +279,19 @@ func runManifestAnnotate(ctx context.Context, c *cli.Command) error {
 		if c.Args().Len() != 1 || over.IsSet() {
 			return errors.New("manifest annotate --index takes a LIST name and --annotation only")
 		}
-		return withList(ctx, c, c.Args().First(), listMode{}, func(_ context.Context, _ *image.Store, l *manifest.List, _ progress.Writer) error {
+		return withList(ctx, c, c.Args().First(), listMode{}, func(_ context.Context, _ *imagestore.Store, l *manifestlist.List, _ progress.Writer) error {
 			return l.AnnotateIndex(ann)
 		})
 	}
 	if c.Args().Len() != 2 {
 		return errors.New("manifest annotate takes a LIST name and one INSTANCE (or --index)")
 	}
-	return withList(ctx, c, c.Args().First(), listMode{}, func(ctx context.Context, s *image.Store, l *manifest.List, _ progress.Writer) error {
+	return withList(ctx, c, c.Args().First(), listMode{}, func(ctx context.Context, s *imagestore.Store, l *manifestlist.List, _ progress.Writer) error {
 		d, err := findInstance(ctx, c, s, l, c.Args().Get(1))
 		if err != nil {
 			return err
 		}
-		edit := manifest.Edit{Annotations: ann}
+		edit := manifestlist.Edit{Annotations: ann}
 		if over.IsSet() {
 			inst, err := l.Lookup(d)
 			if err != nil {
@@ -306,7 +306,7 @@ func runManifestAnnotate(ctx context.Context, c *cli.Command) error {
 
 // findInstance resolves an instance argument: a digest in the list, or an
 // image whose manifest the list holds.
-func findInstance(ctx context.Context, c *cli.Command, s *image.Store, l *manifest.List, arg string) (digest.Digest, error) {
+func findInstance(ctx context.Context, c *cli.Command, s *imagestore.Store, l *manifestlist.List, arg string) (digest.Digest, error) {
 	if d, err := digest.Parse(arg); err == nil {
 		_, err := l.Lookup(d)
 		return d, err
@@ -319,7 +319,7 @@ func findInstance(ctx context.Context, c *cli.Command, s *image.Store, l *manife
 	if err != nil {
 		return "", err
 	}
-	insts, err := manifest.Instances(ctx, s.Content(), root, manifest.Select{All: true})
+	insts, err := manifestlist.Instances(ctx, s.Content(), root, manifestlist.Select{All: true})
 	if err != nil {
 		return "", err
 	}
@@ -360,12 +360,12 @@ func runManifestPush(ctx context.Context, c *cli.Command) error {
 	if dest == "" {
 		dest = name
 	}
-	return withStore(ctx, c, func(s *image.Store, pw progress.Writer) error { return pushList(ctx, c, s, name, dest, pw) })
+	return withStore(ctx, c, func(s *imagestore.Store, pw progress.Writer) error { return pushList(ctx, c, s, name, dest, pw) })
 }
 
 // pushList sends the list and its instances to a registry or containerd,
 // then removes the list with --rm.
-func pushList(ctx context.Context, c *cli.Command, s *image.Store, name, dest string, pw progress.Writer) error {
+func pushList(ctx context.Context, c *cli.Command, s *imagestore.Store, name, dest string, pw progress.Writer) error {
 	_, img, err := loadList(ctx, s, name)
 	if err != nil {
 		return err

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/lade-build/lade/exporter/containerd/containerdtest"
-	"github.com/lade-build/lade/exporter/manifest"
 	"github.com/lade-build/lade/internal/testutil"
+	"github.com/lade-build/lade/manifestlist"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -164,7 +164,7 @@ func describeInstances(idx ocispec.Index) string {
 		if m.Platform.Variant != "" {
 			p += "/" + m.Platform.Variant
 		}
-		if m.Annotations[manifest.AnnotationZstd] == "true" {
+		if m.Annotations[manifestlist.AnnotationZstd] == "true" {
 			p += "+zstd"
 		}
 		out = append(out, p)

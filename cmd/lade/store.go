@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
 	digest "github.com/opencontainers/go-digest"
@@ -119,7 +119,7 @@ func inspectCommand() *cli.Command {
 }
 
 // inspectManifest describes one platform manifest of a stored image.
-func inspectManifest(ctx context.Context, s *image.Store, d ocispec.Descriptor) (inspectedPlatform, error) {
+func inspectManifest(ctx context.Context, s *imagestore.Store, d ocispec.Descriptor) (inspectedPlatform, error) {
 	var p inspectedPlatform
 	var m ocispec.Manifest
 	if err := readJSON(ctx, s.Content(), d, &m); err != nil {
@@ -206,7 +206,7 @@ func runSave(ctx context.Context, c *cli.Command) error {
 }
 
 // saveAll delivers img to every output under one lease.
-func saveAll(ctx context.Context, s *image.Store, img image.Image, outs []attrs.Output, pw progress.Writer, reg registrySettings) error {
+func saveAll(ctx context.Context, s *imagestore.Store, img imagestore.Image, outs []attrs.Output, pw progress.Writer, reg registrySettings) error {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return err

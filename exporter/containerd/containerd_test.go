@@ -15,7 +15,7 @@ import (
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/containerd"
 	"github.com/lade-build/lade/exporter/containerd/containerdtest"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/testutil"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -57,7 +57,7 @@ func TestExport(t *testing.T) {
 	testutil.RequireTool(t, "runc", "busybox")
 	ctx := context.Background()
 	sock := containerdtest.Start(t)
-	s, err := image.Open(ctx, t.TempDir())
+	s, err := imagestore.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func checkLabels(t *testing.T, ctx context.Context, sock string, root ocispec.De
 }
 
 // busyboxImage exports a busybox root filesystem whose CMD prints a line.
-func busyboxImage(t *testing.T, s *image.Store) ocispec.Descriptor {
+func busyboxImage(t *testing.T, s *imagestore.Store) ocispec.Descriptor {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")

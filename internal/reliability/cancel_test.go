@@ -18,7 +18,7 @@ import (
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/exportertest"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 )
 
 // layeredTree is three directory snapshots, each a full root filesystem:
@@ -77,7 +77,7 @@ func (lt layeredTree) refs(t testing.TB) cache.Ref {
 
 // exportOnce runs one library export the way lade export does: a lease
 // around Commit and SetImage, released on a context that outlives ctx.
-func exportOnce(ctx context.Context, s *image.Store, top cache.Ref, name string) (exporter.Result, error) {
+func exportOnce(ctx context.Context, s *imagestore.Store, top cache.Ref, name string) (exporter.Result, error) {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return exporter.Result{}, err
@@ -96,7 +96,7 @@ func exportOnce(ctx context.Context, s *image.Store, top cache.Ref, name string)
 
 // storeClean fails the test unless Check finds nothing and no ingest
 // directory is left on disk (Check sees only ingests the database knows).
-func storeClean(t testing.TB, s *image.Store, when string) {
+func storeClean(t testing.TB, s *imagestore.Store, when string) {
 	t.Helper()
 	faults, err := s.Check(context.Background())
 	if err != nil {
@@ -111,7 +111,7 @@ func storeClean(t testing.TB, s *image.Store, when string) {
 	}
 }
 
-// TestCancelExportAtRandomPoints cancels a library export (image.Open,
+// TestCancelExportAtRandomPoints cancels a library export (imagestore.Open,
 // WithLease, ImageWriter.Commit with the store's blob cache and locker,
 // SetImage) of a three-layer tree of 6 MiB after a random delay within
 // three quarters of the time the fastest of 3 uncancelled exports of it

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/lade-build/lade/exporter/exportertest"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -97,7 +97,7 @@ func TestHugeSparseFile(t *testing.T) {
 }
 
 // readJSONBlob reads and decodes a small blob of the store, verified.
-func readJSONBlob(t testing.TB, s *image.Store, d ocispec.Descriptor, v any) {
+func readJSONBlob(t testing.TB, s *imagestore.Store, d ocispec.Descriptor, v any) {
 	t.Helper()
 	rc, err := exportertest.Open(context.Background(), s.Content(), d)
 	must(t, err)

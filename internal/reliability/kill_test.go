@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 )
 
 // startAndWaitIngest starts cmd and returns once an ingest directory not in
@@ -202,7 +202,7 @@ func leftovers(t testing.TB, faults map[string][]string, limit int) {
 	t.Helper()
 	for kind, lines := range faults {
 		switch kind {
-		case string(image.FaultIngest), string(image.FaultLease):
+		case string(imagestore.FaultIngest), string(imagestore.FaultLease):
 			if len(lines) > limit {
 				t.Errorf("%d %s faults after %d kills:\n%s", len(lines), kind, limit, strings.Join(lines, "\n"))
 			}

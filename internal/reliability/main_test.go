@@ -16,7 +16,7 @@ import (
 
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/exportertest"
-	"github.com/lade-build/lade/exporter/image"
+	"github.com/lade-build/lade/imagestore"
 )
 
 // ladeBin is the lade binary built once by TestMain.
@@ -194,9 +194,9 @@ func readMetadata(t testing.TB, path string) []outputResult {
 
 // openStore opens the store at root in this process, closed at the end of
 // the test (or earlier by the caller: Close is idempotent).
-func openStore(t testing.TB, root string) *image.Store {
+func openStore(t testing.TB, root string) *imagestore.Store {
 	t.Helper()
-	s, err := image.Open(context.Background(), root)
+	s, err := imagestore.Open(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func verifyImages(t testing.TB, root string, names []string) {
 		}
 	}
 	for _, n := range names {
-		full, err := image.NormalizeName(n)
+		full, err := imagestore.NormalizeName(n)
 		must(t, err)
 		want = append(want, full)
 	}

@@ -1,0 +1,7 @@
+package manifestlist_test
+
+import "github.com/sirupsen/logrus"
+
+// containerd's local store warns on every open where fsverity is missing;
+// keep test and benchmark output readable.
+func init() { logrus.SetLevel(logrus.ErrorLevel) }
