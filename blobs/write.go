@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -70,8 +71,9 @@ func (c *Computer) write(ctx context.Context, ref cache.Ref, comp Compression, o
 		return DiffPair{}, fmt.Errorf("read diff: %w", err)
 	}
 	dgst := w.Digest()
-	labels := map[string]string{LabelUncompressed: diffID.String()}
-	err = w.Commit(ctx, counter.n, dgst, content.WithLabels(labels))
+	annotations := map[string]string{LabelUncompressed: diffID.String()}
+	maps.Copy(annotations, compressorAnnotations(zw))
+	err = w.Commit(ctx, counter.n, dgst, content.WithLabels(maps.Clone(annotations)))
 	committed = err == nil
 	if errdefs.IsAlreadyExists(err) {
 		committed, err = true, nil
@@ -86,7 +88,7 @@ func (c *Computer) write(ctx context.Context, ref cache.Ref, comp Compression, o
 			MediaType:   mediaType,
 			Digest:      dgst,
 			Size:        counter.n,
-			Annotations: map[string]string{LabelUncompressed: diffID.String()},
+			Annotations: annotations,
 		},
 		Compression: comp.Type,
 		Empty:       empty,
@@ -100,6 +102,27 @@ func (c *Computer) write(ctx context.Context, ref cache.Ref, comp Compression, o
 	task.SetTotal(tarSize)
 	task.Done(status, nil)
 	return p, nil
+}
+
+// Annotator is implemented by compressors whose blobs carry layer
+// annotations known only once the stream is closed (zstd:chunked's TOC
+// position and checksum, for instance). After Close, write puts them on the
+// layer descriptor and, as labels, on the committed blob; blob caches
+// persist the descriptor, so a cache hit returns them too.
+type Annotator interface {
+	Annotations() map[string]string
+}
+
+// compressorAnnotations returns the annotations of zw, looking through the
+// in-flight tracking wrapper of NewWriter; nil when zw has none.
+func compressorAnnotations(zw io.Writer) map[string]string {
+	if t, ok := zw.(*tracked); ok {
+		return compressorAnnotations(t.WriteCloser)
+	}
+	if a, ok := zw.(Annotator); ok {
+		return a.Annotations()
+	}
+	return nil
 }
 
 // pump copies the tar from r into zw, hashing it, and reports whether the
