@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,14 +19,16 @@ type Options struct {
 	// differs from Compression.
 	ForceCompression bool
 	// Epoch is SOURCE_DATE_EPOCH: config and history "created" are clamped
-	// to it and the OCI created annotation uses it.
+	// to it and the OCI created annotation uses it. It is the default of
+	// each platform's PlatformSource.Epoch.
 	Epoch *time.Time
 	// Created is the image's created time when its config has none (the
 	// epoch, when set, still clamps it); nil means now. Set it to commit
 	// one source several times with identical results.
 	Created *time.Time
-	// RewriteTimestamp clamps file timestamps in new layers to Epoch, inside
-	// the one diff pass. Requires Epoch.
+	// RewriteTimestamp clamps file timestamps in new layers to the
+	// platform's epoch, inside the one diff pass. Requires an epoch for
+	// every platform (Epoch or PlatformSource.Epoch).
 	RewriteTimestamp bool
 	// KeepEmptyLayers keeps layers whose diff has no entries, as stock
 	// BuildKit does.
@@ -56,16 +57,26 @@ func (o Options) Validate() error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if o.RewriteTimestamp && o.Epoch == nil {
-		return errors.New("rewrite-timestamp needs an epoch: set source-date-epoch (or SOURCE_DATE_EPOCH)")
-	}
 	if o.Concurrency < 0 {
 		return fmt.Errorf("concurrency %d is negative: use 0 for the default", o.Concurrency)
 	}
-	if o.Epoch != nil && o.Epoch.Unix() < 0 {
-		return fmt.Errorf("epoch %d is before 1970", o.Epoch.Unix())
+	return checkEpoch(o.Epoch)
+}
+
+// checkEpoch refuses an epoch before 1970.
+func checkEpoch(e *time.Time) error {
+	if e != nil && e.Unix() < 0 {
+		return fmt.Errorf("epoch %d is before 1970", e.Unix())
 	}
 	return nil
+}
+
+// epochOf is the epoch of one platform: its own, else the options'.
+func (o Options) epochOf(ps PlatformSource) *time.Time {
+	if ps.Epoch != nil {
+		return ps.Epoch
+	}
+	return o.Epoch
 }
 
 func (o Options) compression() blobs.Compression {

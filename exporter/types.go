@@ -46,6 +46,11 @@ type PlatformSource struct {
 	// that base and derived images share their diffIDs. Only new empty
 	// layers are dropped.
 	BaseLayers int
+	// Epoch is this platform's SOURCE_DATE_EPOCH (a frontend may give each
+	// platform its own); nil takes Options.Epoch. It clamps this
+	// platform's config and history times and, with
+	// Options.RewriteTimestamp, its new layers' file times.
+	Epoch *time.Time
 }
 
 // Annotations to add at each level of the output. Keys of the per-platform

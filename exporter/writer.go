@@ -45,6 +45,8 @@ type platformJob struct {
 	src      PlatformSource
 	platform ocispec.Platform
 	config   *imageConfig
+	// epoch is the platform's SOURCE_DATE_EPOCH (its own or the options').
+	epoch *time.Time
 }
 
 // Commit computes every layer of src, normalizes history, writes configs,
@@ -58,25 +60,13 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	jobs, err := w.prepare(src)
+	jobs, err := w.prepare(src, opts)
 	if err != nil {
 		return Result{}, err
 	}
-	tops := make([]cache.Ref, len(jobs))
-	for i, j := range jobs {
-		tops[i] = j.src.Ref
-	}
-	bopts := blobs.Options{
-		Compression: opts.compression(), Force: opts.ForceCompression,
-		Concurrency: opts.Concurrency, Cache: opts.Cache, Progress: opts.Progress,
-		Locker: opts.Locker,
-	}
-	if opts.RewriteTimestamp {
-		bopts.Epoch = opts.Epoch
-	}
 	pw := progress.OrDiscard(opts.Progress)
 	task := progress.Start(pw, "exporting-layers", "exporting layers", 0)
-	pairs, err := w.computer.Compute(ctx, tops, bopts)
+	pairs, err := w.computeLayers(ctx, jobs, opts)
 	task.Done("", err)
 	if err != nil {
 		return Result{}, err
@@ -101,8 +91,51 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 	return res, err
 }
 
+// computeLayers computes the diff pairs of every platform's chain. With
+// RewriteTimestamp, platforms are computed in groups of one epoch each, so
+// that every platform's new layers are clamped to its own epoch (a layer
+// shared by platforms of different epochs is computed once per epoch).
+func (w *ImageWriter) computeLayers(ctx context.Context, jobs []*platformJob, opts Options) ([][]blobs.DiffPair, error) {
+	bopts := blobs.Options{
+		Compression: opts.compression(), Force: opts.ForceCompression,
+		Concurrency: opts.Concurrency, Cache: opts.Cache, Progress: opts.Progress,
+		Locker: opts.Locker,
+	}
+	groups := map[int64][]int{}
+	var order []int64
+	for i, j := range jobs {
+		var key int64
+		if opts.RewriteTimestamp {
+			key = j.epoch.UnixNano()
+		}
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], i)
+	}
+	pairs := make([][]blobs.DiffPair, len(jobs))
+	for _, key := range order {
+		idx := groups[key]
+		tops := make([]cache.Ref, len(idx))
+		for n, i := range idx {
+			tops[n] = jobs[i].src.Ref
+		}
+		if opts.RewriteTimestamp {
+			bopts.Epoch = jobs[idx[0]].epoch
+		}
+		got, err := w.computer.Compute(ctx, tops, bopts)
+		if err != nil {
+			return nil, err
+		}
+		for n, i := range idx {
+			pairs[i] = got[n]
+		}
+	}
+	return pairs, nil
+}
+
 // prepare validates the source and parses platforms and configs.
-func (w *ImageWriter) prepare(src Source) ([]*platformJob, error) {
+func (w *ImageWriter) prepare(src Source, opts Options) ([]*platformJob, error) {
 	if len(src.Platforms) == 0 {
 		return nil, errors.New("nothing to export: the source has no platform")
 	}
@@ -135,7 +168,14 @@ func (w *ImageWriter) prepare(src Source) ([]*platformJob, error) {
 		if ps.BaseHistory < 0 || ps.BaseHistory > len(cfg.History) {
 			return nil, fmt.Errorf("platform %s: base history count %d out of range 0..%d", key, ps.BaseHistory, len(cfg.History))
 		}
-		jobs = append(jobs, &platformJob{src: ps, platform: p, config: cfg})
+		j := &platformJob{src: ps, platform: p, config: cfg, epoch: opts.epochOf(ps)}
+		if err := checkEpoch(ps.Epoch); err != nil {
+			return nil, fmt.Errorf("platform %s: %w", key, err)
+		}
+		if opts.RewriteTimestamp && j.epoch == nil {
+			return nil, fmt.Errorf("platform %s: rewrite-timestamp needs an epoch: set source-date-epoch (or SOURCE_DATE_EPOCH)", key)
+		}
+		jobs = append(jobs, j)
 	}
 	return jobs, nil
 }
@@ -152,7 +192,7 @@ func (w *ImageWriter) clock(opts Options) time.Time {
 func (w *ImageWriter) rootCreated(jobs []*platformJob, opts Options) time.Time {
 	var t time.Time
 	for _, j := range jobs {
-		if c := imageCreated(j.config, opts.Epoch, w.clock(opts)); c.After(t) {
+		if c := imageCreated(j.config, j.epoch, w.clock(opts)); c.After(t) {
 			t = c
 		}
 	}
@@ -166,10 +206,10 @@ func (w *ImageWriter) commitPlatform(ctx context.Context, j *platformJob, pairs 
 	for i, p := range pairs {
 		metas[i] = layerMeta{Empty: p.Empty, Description: chain[i].Description(), CreatedAt: chain[i].CreatedAt()}
 	}
-	created := imageCreated(j.config, opts.Epoch, w.clock(opts))
+	created := imageCreated(j.config, j.epoch, w.clock(opts))
 	norm, err := normalizeHistory(j.config.History, metas, historyRules{
 		KeepEmpty: opts.KeepEmptyLayers, Repair: opts.RepairHistory,
-		Created: created, Epoch: opts.Epoch, BaseHistory: j.src.BaseHistory, BaseLayers: j.src.BaseLayers,
+		Created: created, Epoch: j.epoch, BaseHistory: j.src.BaseHistory, BaseLayers: j.src.BaseLayers,
 	})
 	if err != nil {
 		return PlatformResult{}, err
