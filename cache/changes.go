@@ -45,6 +45,11 @@ type ChangesOptions struct {
 	CreatedAt time.Time
 	// Size is a hint of the layer's uncompressed size; 0 when unknown.
 	Size int64
+	// OnlyCapabilityXattr writes only the security.capability xattr, as
+	// containerd's archive and so BuildKit's differs do (its diffIDs,
+	// where files carry security.selinux or user.* xattrs); by default
+	// every xattr is kept.
+	OnlyCapabilityXattr bool
 }
 
 // ChangesRef is a layer whose changes come from a caller's ChangeSource:
@@ -102,7 +107,7 @@ func (r *ChangesRef) Size() int64 { return r.opts.Size }
 
 // Diff streams the layer tar, written by a goroutine that runs the change
 // source: the format is DirRef's (containerd's ChangeWriter, every xattr
-// kept, mtimes clamped to opts.Epoch then truncated to seconds). The
+// kept unless OnlyCapabilityXattr, mtimes clamped to opts.Epoch then truncated to seconds). The
 // source's error, or a source that never called write, is returned by
 // Read; the source has released what it prepared before Read returns EOF.
 // Close stops the goroutine and waits for it.
@@ -115,7 +120,11 @@ func (r *ChangesRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser,
 				return errors.New("change source wrote the layer twice")
 			}
 			written = true
-			return writeChanges(ctx, w, root, epoch, walk)
+			var keep func(string) bool
+			if r.opts.OnlyCapabilityXattr {
+				keep = onlyCapability
+			}
+			return writeChanges(ctx, w, root, epoch, keep, walk)
 		})
 		if err == nil && !written {
 			err = errors.New("change source did not write the layer")
@@ -128,8 +137,8 @@ func (r *ChangesRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser,
 }
 
 // writeChanges writes the OCI layer tar of the changes walk reports,
-// reading entries from root.
-func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Time, walk WalkFunc) error {
+// reading entries from root; keep chooses the xattrs (nil: all).
+func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Time, keep func(string) bool, walk WalkFunc) error {
 	rfs, err := openRootFS(root)
 	if err != nil {
 		return err
@@ -137,6 +146,7 @@ func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Tim
 	defer rfs.Close()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	cw := newChangeWriter(bw, rfs, epoch)
+	cw.keepXattr = keep
 	if err := writeChangesReadAhead(ctx, cw, root, walk); err != nil {
 		return err
 	}

@@ -36,7 +36,16 @@ type changeWriter struct {
 	inodeSrc  map[uint64]string   // inode -> first name written
 	inodeRefs map[uint64][]string // inode -> unmodified names to link later
 	addedDirs map[string]struct{}
+	// keepXattr chooses the xattrs written; nil keeps every one.
+	keepXattr func(name string) bool
 }
+
+// capabilityXattr is the one xattr containerd's archive writes (and so
+// BuildKit's differs): security.selinux, user.* and the rest are dropped.
+const capabilityXattr = "security.capability"
+
+// onlyCapability is the keepXattr of a writer matching containerd's.
+func onlyCapability(name string) bool { return name == capabilityXattr }
 
 func newChangeWriter(w io.Writer, root *rootFS, epoch *time.Time) *changeWriter {
 	return &changeWriter{
@@ -138,7 +147,7 @@ func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p strin
 	} else if k == fs.ChangeKindUnmodified {
 		return nil
 	}
-	addXattrs(hdr, pre.xattrs)
+	addXattrs(hdr, pre.xattrs, cw.keepXattr)
 	if err := cw.includeParents(ctx, hdr); err != nil {
 		return err
 	}
@@ -184,9 +193,13 @@ func (cw *changeWriter) header(name string, f os.FileInfo, link string) (*tar.He
 	return hdr, nil
 }
 
-// addXattrs records xattrs as SCHILY.xattr PAX records.
-func addXattrs(hdr *tar.Header, xattrs []xattr) {
+// addXattrs records the xattrs keep accepts (all when keep is nil) as
+// SCHILY.xattr PAX records.
+func addXattrs(hdr *tar.Header, xattrs []xattr, keep func(string) bool) {
 	for _, x := range xattrs {
+		if keep != nil && !keep(x.Name) {
+			continue
+		}
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = map[string]string{}
 		}
