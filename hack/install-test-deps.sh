@@ -10,8 +10,10 @@
 set -euo pipefail
 
 # libzstd-dev: the headers and library of blobs/internal/libzstd (cgo builds;
-# LADE_ZSTD=libzstd selects it at run time).
-pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io openssl curl jq rootlesskit uidmap slirp4netns libzstd-dev)
+# LADE_ZSTD=libzstd selects it at run time). libbtrfs-dev: the headers
+# go.podman.io/storage needs in cgo builds (the zstd:chunked tests read layers
+# with its reader).
+pkgs=(runc skopeo umoci docker-registry busybox-static apache2-utils pigz containerd docker.io openssl curl jq rootlesskit uidmap slirp4netns libzstd-dev libbtrfs-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
