@@ -158,6 +158,12 @@ func (c Compression) newWriter(w io.Writer, workers int) (io.WriteCloser, error)
 	case GzipCompat:
 		return stdgzip.NewWriterLevel(w, level)
 	case Gzip:
+		if codec, err := GzipCodec(level); err != nil || codec != "" {
+			if err != nil {
+				return nil, err
+			}
+			return newNativeGzipWriter(w, level, workers)
+		}
 		return pargzip.Default().NewWriter(w, level)
 	case Zstd:
 		return newZstdWriter(w, level, workers)

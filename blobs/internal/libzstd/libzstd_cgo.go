@@ -1,4 +1,4 @@
-//go:build cgo && libzstd
+//go:build cgo && (native || libzstd)
 
 package libzstd
 

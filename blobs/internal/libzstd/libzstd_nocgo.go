@@ -1,4 +1,4 @@
-//go:build !cgo || !libzstd
+//go:build !cgo || !(native || libzstd)
 
 package libzstd
 
@@ -12,7 +12,7 @@ import (
 const Available = false
 
 // errNoCgo is what every use of libzstd returns in a build without cgo.
-var errNoCgo = errors.New("libzstd: this binary was built without it: rebuild with cgo, libzstd-dev and `go build -tags libzstd`, or use the pure-Go zstd encoder")
+var errNoCgo = errors.New("libzstd: this binary was built without it: rebuild with cgo, libzstd-dev and `go build -tags native`, or use the pure-Go zstd encoder")
 
 // Version returns "" in a build without cgo.
 func Version() string { return "" }
