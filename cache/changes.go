@@ -120,11 +120,7 @@ func (r *ChangesRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser,
 				return errors.New("change source wrote the layer twice")
 			}
 			written = true
-			var keep func(string) bool
-			if r.opts.OnlyCapabilityXattr {
-				keep = onlyCapability
-			}
-			return writeChanges(ctx, w, root, epoch, keep, walk)
+			return writeChanges(ctx, w, root, epoch, r.opts.OnlyCapabilityXattr, walk)
 		})
 		if err == nil && !written {
 			err = errors.New("change source did not write the layer")
@@ -137,16 +133,19 @@ func (r *ChangesRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser,
 }
 
 // writeChanges writes the OCI layer tar of the changes walk reports,
-// reading entries from root; keep chooses the xattrs (nil: all).
-func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Time, keep func(string) bool, walk WalkFunc) error {
-	rfs, err := openRootFS(root)
+// reading entries from root, with every xattr or, with onlyCap, only
+// security.capability.
+func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Time, onlyCap bool, walk WalkFunc) error {
+	rfs, err := openRootFS(root, onlyCap)
 	if err != nil {
 		return err
 	}
 	defer rfs.Close()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	cw := newChangeWriter(bw, rfs, epoch)
-	cw.keepXattr = keep
+	if onlyCap {
+		cw.keepXattr = onlyCapability
+	}
 	if err := writeChangesReadAhead(ctx, cw, root, walk); err != nil {
 		return err
 	}

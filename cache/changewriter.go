@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -112,14 +113,43 @@ func (cw *changeWriter) writeWhiteout(ctx context.Context, p string) error {
 
 // writeEntry writes an added, modified or (hard-linked) unmodified entry.
 // pre, when not nil, holds the entry's symlink target, xattrs and (for a
-// small file) content, read ahead; otherwise they are read here.
+// small file) content, read ahead; otherwise they are read here: a large
+// regular file is opened once, for its xattrs and its content.
 func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p string, f os.FileInfo, pre *prepared) error {
 	if f.Mode()&os.ModeSocket != 0 {
 		return nil // sockets cannot be archived
 	}
 	name := strings.TrimPrefix(filepath.ToSlash(p), "/")
+	// Hard links first: an unmodified name is written later or never, so
+	// nothing of it is read now. linkSrc is the name this entry links to;
+	// additionalLinks are unmodified names sharing this entry's inode
+	// that must be linked to it once it is written.
+	var linkSrc string
+	var additionalLinks []string
+	if inode, isHardlink := fs.GetLinkInfo(f); isHardlink {
+		if src, ok := cw.inodeSrc[inode]; ok {
+			linkSrc = src
+		} else {
+			if k == fs.ChangeKindUnmodified {
+				cw.inodeRefs[inode] = append(cw.inodeRefs[inode], name)
+				return nil
+			}
+			cw.inodeSrc[inode] = name
+			additionalLinks = cw.inodeRefs[inode]
+			delete(cw.inodeRefs, inode)
+		}
+	} else if k == fs.ChangeKindUnmodified {
+		return nil
+	}
+	file := openFile{fd: -1}
 	if pre == nil {
-		p := cw.root.readMeta(name, f)
+		var p prepared
+		if writerOpens(f) {
+			file, p = cw.root.openWithXattrs(name, f)
+			defer file.close()
+		} else {
+			p = cw.root.readMeta(name, f)
+		}
 		if p.err != nil {
 			return p.err
 		}
@@ -129,23 +159,8 @@ func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p strin
 	if err != nil {
 		return err
 	}
-	// additionalLinks are unmodified names sharing this entry's inode that
-	// must be linked to it once it is written.
-	var additionalLinks []string
-	if inode, isHardlink := fs.GetLinkInfo(f); isHardlink {
-		if src, ok := cw.inodeSrc[inode]; ok {
-			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, src, 0
-		} else {
-			if k == fs.ChangeKindUnmodified {
-				cw.inodeRefs[inode] = append(cw.inodeRefs[inode], hdr.Name)
-				return nil
-			}
-			cw.inodeSrc[inode] = hdr.Name
-			additionalLinks = cw.inodeRefs[inode]
-			delete(cw.inodeRefs, inode)
-		}
-	} else if k == fs.ChangeKindUnmodified {
-		return nil
+	if linkSrc != "" {
+		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, linkSrc, 0
 	}
 	addXattrs(hdr, pre.xattrs, cw.keepXattr)
 	if err := cw.includeParents(ctx, hdr); err != nil {
@@ -159,7 +174,7 @@ func (cw *changeWriter) writeEntry(ctx context.Context, k fs.ChangeKind, p strin
 			if _, err := cw.tw.Write(pre.data); err != nil {
 				return fmt.Errorf("write %s: %w", hdr.Name, err)
 			}
-		} else if err := cw.copyFile(ctx, name, f, hdr.Size); err != nil {
+		} else if err := cw.copyFile(ctx, file, name, f, hdr.Size); err != nil {
 			return err
 		}
 	}
@@ -207,19 +222,41 @@ func addXattrs(hdr *tar.Header, xattrs []xattr, keep func(string) bool) {
 	}
 }
 
-// copyFile writes size bytes of the regular file name.
-func (cw *changeWriter) copyFile(ctx context.Context, name string, f os.FileInfo, size int64) error {
-	file, err := cw.root.OpenRegular(name, f)
-	if err != nil {
-		return err
+// fileBufPool holds the buffers large files are copied with: a few large
+// reads per file instead of one per 32 KiB.
+var fileBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 256<<10)
+	return &b
+}}
+
+// copyFile writes size bytes of the regular file name, read from file
+// when it is open, else opened here.
+func (cw *changeWriter) copyFile(ctx context.Context, file openFile, name string, f os.FileInfo, size int64) error {
+	if file.fd < 0 {
+		fd, full, err := cw.root.openChecked(name, f)
+		if err != nil {
+			return err
+		}
+		file = openFile{fd: fd, full: full}
+		defer file.close()
 	}
-	defer file.Close()
-	n, err := copyBuffered(ctx, cw.tw, io.LimitReader(file, size))
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", file.Name(), err)
-	}
-	if n != size {
-		return errShrank(file.Name(), size, n)
+	buf := fileBufPool.Get().(*[]byte)
+	defer fileBufPool.Put(buf)
+	for left := size; left > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := (*buf)[:min(left, int64(len(*buf)))]
+		if n, err := readFull(file.fd, file.full, chunk); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return errShrank(file.full, size, size-left+int64(n))
+			}
+			return err
+		}
+		if _, err := cw.tw.Write(chunk); err != nil {
+			return fmt.Errorf("copy %s: %w", file.full, err)
+		}
+		left -= int64(len(chunk))
 	}
 	return nil
 }

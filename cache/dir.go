@@ -229,7 +229,7 @@ func hashTree(dir, parentID string) (digest.Digest, int64, error) {
 // writeDirDiff writes the OCI layer tar of the changes from lower to upper
 // (lower "" means an empty directory).
 func writeDirDiff(ctx context.Context, w io.Writer, lower, upper string, epoch *time.Time) error {
-	return writeChanges(ctx, w, upper, epoch, nil, func(ctx context.Context, fn cfs.ChangeFunc) error {
+	return writeChanges(ctx, w, upper, epoch, false, func(ctx context.Context, fn cfs.ChangeFunc) error {
 		return cfs.Changes(ctx, lower, upper, fn)
 	})
 }

@@ -146,7 +146,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 
 	var wg sync.WaitGroup
 	for range workers {
-		rfs, err := openRootFS(root)
+		rfs, err := openRootFS(root, cw.root.capOnly)
 		if err != nil {
 			close(jobs)
 			wg.Wait()
@@ -234,10 +234,22 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 }
 
 // needsReader reports whether a reader prepares the change: every entry
-// the writer writes but whiteouts, sockets and entries seen unmodified
-// (which only matter as names of hard links).
+// the writer writes but whiteouts, sockets, entries seen unmodified
+// (which only matter as names of hard links) and the large files the
+// writer opens itself (see writerOpens).
 func needsReader(k fs.ChangeKind, f os.FileInfo) bool {
-	return k != fs.ChangeKindDelete && k != fs.ChangeKindUnmodified && f != nil && f.Mode()&os.ModeSocket == 0
+	return k != fs.ChangeKindDelete && k != fs.ChangeKindUnmodified && f != nil && f.Mode()&os.ModeSocket == 0 && !writerOpens(f)
+}
+
+// writerOpens reports whether the writer opens f itself, once, for its
+// xattrs and its content: a regular file with one link too large to be
+// read ahead (the kernel reads those ahead).
+func writerOpens(f os.FileInfo) bool {
+	if !f.Mode().IsRegular() || f.Size() <= readAheadMax {
+		return false
+	}
+	_, isHardlink := fs.GetLinkInfo(f)
+	return !isHardlink
 }
 
 // wantsContent reports whether a reader reads the content of f ahead: a

@@ -3,97 +3,170 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
-	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // rootFS reads entries of a directory tree by paths relative to its root
-// without following a symlink out of it: the parent directory of an entry is
-// opened through an os.Root (which never leaves the root), and the entry
-// itself is opened, read as a link, or asked for xattrs relative to that
-// directory without following it. It is not safe for concurrent use.
+// without following a symlink out of it, on raw descriptors (an os.File
+// would add the poller's fcntl and epoll calls to every open, a measurable
+// share of a tree of small files). The parent directory of an entry is
+// opened beneath the root with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)
+// in one call (or, where openat2 is missing, one component at a time with
+// O_NOFOLLOW), relative to the last directory opened when it is below it;
+// the entry itself is opened, read as a link, or asked for xattrs
+// relative to that directory without following it. It is not safe for
+// concurrent use.
 type rootFS struct {
-	dir  string
-	root *os.Root
-	// The parent directory of the last entry, cached: entries come in walk
-	// order, so consecutive entries mostly share it.
+	dir    string
+	rootFD int
+	// The directory of the last entry, cached: entries come in walk
+	// order, so consecutive entries mostly share it. parentFD is -1 when
+	// none is open, rootFD when it is the root.
 	parentName string
-	parent     *os.File
-	// procFD is true when /proc/self/fd resolves, which the xattr calls use
-	// to name an entry relative to an open directory.
+	parentFD   int
+	// procFD is true when /proc/self/fd resolves, which the xattr calls of
+	// entries that cannot be opened use to name them relative to an open
+	// directory.
 	procFD bool
+	// noOpenat2 is set once openat2 failed as unsupported.
+	noOpenat2 bool
+	// fileFlags opens regular files: O_NOATIME until it is refused.
+	fileFlags int
+	// capOnly reads only the security.capability xattr (the writer keeps
+	// no other).
+	capOnly bool
 }
 
-func openRootFS(dir string) (*rootFS, error) {
-	root, err := os.OpenRoot(dir)
+// dirFlags open directories of the tree.
+const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+// openRootFS opens the tree dir; capOnly reads no xattr but
+// security.capability.
+func openRootFS(dir string, capOnly bool) (*rootFS, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open directory %s: %w", dir, err)
+		return nil, fmt.Errorf("open directory %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
 	_, err = os.Stat("/proc/self/fd")
-	return &rootFS{dir: dir, root: root, procFD: err == nil}, nil
+	return &rootFS{
+		dir: dir, rootFD: fd, parentFD: -1, procFD: err == nil, capOnly: capOnly,
+		fileFlags: unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOATIME,
+	}, nil
 }
 
 // Close releases the open directories.
 func (r *rootFS) Close() error {
-	if r.parent != nil {
-		_ = r.parent.Close()
-		r.parent = nil
+	r.dropParent()
+	return unix.Close(r.rootFD)
+}
+
+// dropParent closes the cached directory.
+func (r *rootFS) dropParent() {
+	if r.parentFD >= 0 && r.parentFD != r.rootFD {
+		_ = unix.Close(r.parentFD)
 	}
-	return r.root.Close()
+	r.parentName, r.parentFD = "", -1
 }
 
 // split returns the open parent directory of name (slash-separated, relative
 // to the root, not "." or "") and name's base.
-func (r *rootFS) split(name string) (*os.File, string, error) {
+func (r *rootFS) split(name string) (int, string, error) {
 	dir, base := path.Split(name)
-	dir = path.Clean("./" + dir)
 	if base == "" || base == "." || base == ".." {
-		return nil, "", fmt.Errorf("invalid entry name %q", name)
+		return -1, "", fmt.Errorf("invalid entry name %q", name)
 	}
-	if r.parent != nil && r.parentName == dir {
-		return r.parent, base, nil
+	fd, err := r.openDir(path.Clean("./" + dir))
+	return fd, base, err
+}
+
+// openDir returns the open directory dir (clean, relative to the root) and
+// makes it the cached one; the descriptor belongs to r.
+func (r *rootFS) openDir(dir string) (int, error) {
+	if r.parentFD >= 0 && r.parentName == dir {
+		return r.parentFD, nil
 	}
-	if r.parent != nil {
-		_ = r.parent.Close()
-		r.parent = nil
+	if dir == "." {
+		r.dropParent()
+		r.parentName, r.parentFD = dir, r.rootFD
+		return r.rootFD, nil
 	}
-	f, err := r.root.Open(dir)
+	from, rel := r.rootFD, dir
+	if r.parentFD >= 0 && r.parentName != "." && strings.HasPrefix(dir, r.parentName+"/") {
+		from, rel = r.parentFD, dir[len(r.parentName)+1:]
+	}
+	fd, err := r.openBeneath(from, rel)
 	if err != nil {
-		return nil, "", fmt.Errorf("open directory %s in %s: %w", dir, r.dir, err)
+		return -1, fmt.Errorf("open directory %s in %s: %w", dir, r.dir, &os.PathError{Op: "open", Path: path.Join(r.dir, dir), Err: err})
 	}
-	r.parent, r.parentName = f, dir
-	return f, base, nil
+	r.dropParent()
+	r.parentName, r.parentFD = dir, fd
+	return fd, nil
+}
+
+// openBeneath opens the directory rel (clean, relative) below the open
+// directory from, following no symlink.
+func (r *rootFS) openBeneath(from int, rel string) (int, error) {
+	if !r.noOpenat2 {
+		fd, err := unix.Openat2(from, rel, &unix.OpenHow{
+			Flags:   dirFlags,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+			return fd, err
+		}
+		r.noOpenat2 = true // a kernel before 5.6, or a seccomp filter refusing it
+	}
+	fd := from
+	for elem := range strings.SplitSeq(rel, "/") {
+		if elem == ".." {
+			return -1, unix.EXDEV
+		}
+		next, err := unix.Openat(fd, elem, dirFlags, 0)
+		if fd != from {
+			_ = unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
 }
 
 // Lstat stats name without following it.
 func (r *rootFS) Lstat(name string) (os.FileInfo, error) {
-	return r.root.Lstat(name)
-}
-
-// OpenRegular opens name for reading, refusing a symlink, and checks that it
-// is still the regular file want that the walk saw (see sameStat).
-func (r *rootFS) OpenRegular(name string, want os.FileInfo) (*os.File, error) {
-	fd, full, err := r.openChecked(name, want)
+	fd, base, err := r.split(name)
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), full), nil
+	st := &statInfo{}
+	if err := st.fstatat(fd, base); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: path.Join(r.dir, name), Err: err}
+	}
+	return st, nil
 }
 
 // openChecked opens name read-only relative to its parent, without
-// following it, and checks with fstat that it is the regular file want.
-// It returns the raw descriptor and the file's full name.
+// following it, and checks with fstat that it is the regular file want
+// (see sameStat). It returns the raw descriptor and the file's full name.
 func (r *rootFS) openChecked(name string, want os.FileInfo) (int, string, error) {
 	dir, base, err := r.split(name)
 	if err != nil {
 		return -1, "", err
 	}
-	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dir, base, r.fileFlags, 0)
+	if errors.Is(err, unix.EPERM) && r.fileFlags&unix.O_NOATIME != 0 {
+		// O_NOATIME needs the file's owner or CAP_FOWNER: do without.
+		r.fileFlags &^= unix.O_NOATIME
+		fd, err = unix.Openat(dir, base, r.fileFlags, 0)
+	}
 	if err != nil {
 		return -1, "", fmt.Errorf("open %s in %s: %w", name, r.dir, err)
 	}
@@ -111,7 +184,9 @@ func (r *rootFS) openChecked(name string, want os.FileInfo) (int, string, error)
 }
 
 // readMeta reads the symlink target (of a symlink) and the xattrs of name,
-// whose walk FileInfo is f.
+// whose walk FileInfo is f. A directory's xattrs are read from it opened
+// (it becomes the cached directory, the parent of the entries that
+// follow it in the walk).
 func (r *rootFS) readMeta(name string, f os.FileInfo) prepared {
 	var p prepared
 	if f.Mode()&os.ModeSymlink != 0 {
@@ -119,42 +194,92 @@ func (r *rootFS) readMeta(name string, f os.FileInfo) prepared {
 			return p
 		}
 	}
+	if f.IsDir() {
+		if fd, err := r.openDir(path.Clean(name)); err == nil {
+			p.xattrs, p.err = r.fdXattrs(fd)
+			if p.err != nil {
+				p.err = fmt.Errorf("xattrs of %s in %s: %w", name, r.dir, p.err)
+			}
+			return p
+		}
+		// Not readable (a non-root writer, mode 0): read it by name.
+	}
 	p.xattrs, p.err = r.Xattrs(name)
 	return p
 }
 
 // ReadSmall reads the whole content of the small regular file name into
 // buf (len(buf) is the size the walk saw, want) and returns its xattrs,
-// with the checks of OpenRegular. It works on the raw descriptor: open,
-// fstat, the xattr calls, read and close, nothing else (os.File would add
-// the poller's fcntl and epoll calls, a measurable share of a tree of
-// small files).
+// with the checks of openChecked: open, fstat, the xattr calls, read and
+// close, nothing else.
 func (r *rootFS) ReadSmall(name string, want os.FileInfo, buf []byte) ([]xattr, error) {
 	fd, full, err := r.openChecked(name, want)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	xattrs, err := readXattrs(
-		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
-		func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
+	xattrs, err := r.fdXattrs(fd)
 	if err != nil {
 		return nil, fmt.Errorf("xattrs of %s: %w", full, err)
 	}
-	for n := 0; n < len(buf); {
+	if n, err := readFull(fd, full, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errShrank(full, int64(len(buf)), int64(n))
+		}
+		return nil, err
+	}
+	return xattrs, nil
+}
+
+// readFull reads len(buf) bytes of the open file full into buf. It
+// returns the bytes read and io.ErrUnexpectedEOF when the file ends
+// first.
+func readFull(fd int, full string, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
 		m, err := unix.Read(fd, buf[n:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("copy %s: %w", full, err)
+			return n, fmt.Errorf("copy %s: %w", full, err)
 		}
 		if m == 0 {
-			return nil, errShrank(full, int64(len(buf)), int64(n))
+			return n, io.ErrUnexpectedEOF
 		}
 		n += m
 	}
-	return xattrs, nil
+	return n, nil
+}
+
+// openFile is a regular file of the tree opened by openChecked; fd is -1
+// when none is.
+type openFile struct {
+	fd   int
+	full string
+}
+
+// close closes the file, if open.
+func (f openFile) close() {
+	if f.fd >= 0 {
+		_ = unix.Close(f.fd)
+	}
+}
+
+// openWithXattrs opens the regular file name, checked against its walk
+// FileInfo f, and reads its xattrs from it: one open for the xattrs and
+// the content. The caller closes the file.
+func (r *rootFS) openWithXattrs(name string, f os.FileInfo) (openFile, prepared) {
+	fd, full, err := r.openChecked(name, f)
+	if err != nil {
+		return openFile{fd: -1}, prepared{err: err}
+	}
+	xattrs, err := r.fdXattrs(fd)
+	if err != nil {
+		_ = unix.Close(fd)
+		return openFile{fd: -1}, prepared{err: fmt.Errorf("xattrs of %s: %w", full, err)}
+	}
+	return openFile{fd: fd, full: full}, prepared{xattrs: xattrs}
 }
 
 // sameStat reports whether g, the stat of an opened file, is the entry the
@@ -175,7 +300,7 @@ func (r *rootFS) Readlink(name string) (string, error) {
 	}
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, err := unix.Readlinkat(int(dir.Fd()), base, buf)
+		n, err := unix.Readlinkat(dir, base, buf)
 		if err != nil {
 			return "", fmt.Errorf("readlink %s in %s: %w", name, r.dir, err)
 		}
@@ -186,7 +311,8 @@ func (r *rootFS) Readlink(name string) (string, error) {
 }
 
 // Xattrs returns the extended attributes of name (not following it), all
-// namespaces, sorted by name. A filesystem without xattr support gives none.
+// namespaces (or only security.capability with capOnly), sorted by name. A
+// filesystem without xattr support gives none.
 func (r *rootFS) Xattrs(name string) ([]xattr, error) {
 	p := path.Join(r.dir, name)
 	if r.procFD {
@@ -194,9 +320,9 @@ func (r *rootFS) Xattrs(name string) ([]xattr, error) {
 		if err != nil {
 			return nil, err
 		}
-		p = "/proc/self/fd/" + strconv.Itoa(int(dir.Fd())) + "/" + base
+		p = "/proc/self/fd/" + strconv.Itoa(dir) + "/" + base
 	}
-	out, err := readXattrs(
+	out, err := r.readXattrs(
 		func(buf []byte) (int, error) { return unix.Llistxattr(p, buf) },
 		func(n string, buf []byte) (int, error) { return unix.Lgetxattr(p, n, buf) })
 	if err != nil {
@@ -205,98 +331,9 @@ func (r *rootFS) Xattrs(name string) ([]xattr, error) {
 	return out, nil
 }
 
-// readXattrs reads every xattr through list and get (the l- or f- system
-// calls), sorted by name; none when the filesystem has no xattrs.
-func readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]xattr, error) {
-	names, err := listXattrs(list)
-	if err != nil {
-		return nil, fmt.Errorf("list xattrs: %w", err)
-	}
-	out := make([]xattr, 0, len(names))
-	for _, n := range names {
-		v, err := getXattr(get, n)
-		if errors.Is(err, unix.ENODATA) {
-			continue // removed since listed
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get xattr %s: %w", n, err)
-		}
-		out = append(out, xattr{Name: n, Value: v})
-	}
-	return out, nil
-}
-
-// xattr is one extended attribute.
-type xattr struct {
-	Name  string
-	Value []byte
-}
-
-// listXattrs lists the xattr names through list, sorted; none when
-// unsupported.
-func listXattrs(list func([]byte) (int, error)) ([]string, error) {
-	for {
-		size, err := list(nil)
-		if isNoXattr(err) || (err == nil && size == 0) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		n, err := list(buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // grew meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, b := range splitNul(buf[:n]) {
-			names = append(names, string(b))
-		}
-		slices.Sort(names)
-		return names, nil
-	}
-}
-
-// getXattr reads one xattr through get.
-func getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
-	for {
-		size, err := get(name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		n, err := get(name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // grew meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
-}
-
-func isNoXattr(err error) bool {
-	return errors.Is(err, unix.ENOTSUP)
-}
-
-func splitNul(b []byte) [][]byte {
-	var out [][]byte
-	for len(b) > 0 {
-		i := slices.Index(b, 0)
-		if i < 0 {
-			i = len(b)
-		}
-		if i > 0 {
-			out = append(out, b[:i])
-		}
-		if i == len(b) {
-			break
-		}
-		b = b[i+1:]
-	}
-	return out
+// fdXattrs returns the extended attributes of the open file fd, as Xattrs.
+func (r *rootFS) fdXattrs(fd int) ([]xattr, error) {
+	return r.readXattrs(
+		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
 }

@@ -26,7 +26,7 @@ func TestRootFSNoEscape(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := openRootFS(root)
+	r, err := openRootFS(root, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +36,8 @@ func TestRootFSNoEscape(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"abs", "rel", "dirlink/secret", "up" + outside + "/secret"} {
-		if f, err := r.OpenRegular(name, secretInfo); err == nil {
-			f.Close()
+		if fd, _, err := r.openChecked(name, secretInfo); err == nil {
+			unix.Close(fd)
 			t.Errorf("OpenRegular(%q) opened a file outside the root", name)
 		}
 	}
@@ -59,16 +59,16 @@ func TestRootFSChangedEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := openRootFS(root)
+	r, err := openRootFS(root, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	f, err := r.OpenRegular("file", walked)
+	fd, _, err := r.openChecked("file", walked)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	unix.Close(fd)
 	// Replaced by a symlink, then by another file, after the walk.
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestRootFSChangedEntry(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.OpenRegular("file", walked); !errors.Is(err, unix.ELOOP) {
+	if _, _, err := r.openChecked("file", walked); !errors.Is(err, unix.ELOOP) {
 		t.Errorf("symlink swapped in: %v, want ELOOP", err)
 	}
 	// Another file renamed over it (created first, so another inode).
@@ -87,7 +87,7 @@ func TestRootFSChangedEntry(t *testing.T) {
 	if err := os.Rename(other, p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.OpenRegular("file", walked); err == nil {
+	if _, _, err := r.openChecked("file", walked); err == nil {
 		t.Error("a different file was opened")
 	}
 }
@@ -104,7 +104,7 @@ func TestRootFSXattrsOfSymlink(t *testing.T) {
 	if err := os.Symlink("target", filepath.Join(root, "link")); err != nil {
 		t.Fatal(err)
 	}
-	r, err := openRootFS(root)
+	r, err := openRootFS(root, false)
 	if err != nil {
 		t.Fatal(err)
 	}

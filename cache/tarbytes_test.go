@@ -100,7 +100,7 @@ func tarDigest(t *testing.T, r cache.Ref, epoch *time.Time) string {
 // overlayView mounts a read-only overlay of dir (and an empty directory),
 // which shows dir's inodes under the overlay's device, and returns its
 // mount point; it is unmounted at the end of the test.
-func overlayView(t *testing.T, dir string) string {
+func overlayView(t testing.TB, dir string) string {
 	t.Helper()
 	empty, mnt := t.TempDir(), t.TempDir()
 	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+dir+":"+empty); err != nil {
