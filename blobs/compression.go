@@ -26,10 +26,14 @@ const (
 	GzipCompat Type = "gzip-compat"
 	// Zstd is klauspost zstd.
 	Zstd Type = "zstd"
+	// ZstdChunked is containers/storage's zstd:chunked: a zstd stream whose
+	// files are frames of their own, indexed by a table of contents, for
+	// partial pulls (see zstdchunked.go). Its media type is zstd's.
+	ZstdChunked Type = "zstd:chunked"
 )
 
 // Types lists the accepted compression types.
-var Types = []Type{Uncompressed, Gzip, GzipCompat, Zstd}
+var Types = []Type{Uncompressed, Gzip, GzipCompat, Zstd, ZstdChunked}
 
 // ParseType parses a compression name, accepting "none" for uncompressed.
 func ParseType(s string) (Type, error) {
@@ -40,7 +44,7 @@ func ParseType(s string) (Type, error) {
 	if slices.Contains(Types, t) {
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown compression %q: use one of uncompressed, gzip, gzip-compat, zstd", s)
+	return "", fmt.Errorf("unknown compression %q: use one of uncompressed, gzip, gzip-compat, zstd, zstd:chunked", s)
 }
 
 // Compression is a compression type and level. The zero Level means the
@@ -66,7 +70,7 @@ func (t Type) LevelRange() (min, max, def int) {
 	switch t {
 	case Gzip, GzipCompat:
 		return 0, 9, 6
-	case Zstd:
+	case Zstd, ZstdChunked:
 		// zstd levels as in the zstd CLI; klauspost maps them onto its four
 		// encoder speeds (1, 2-5, 6-9, 10+).
 		return 1, 22, 3
@@ -117,7 +121,7 @@ func (c Compression) MediaType(docker bool) (string, error) {
 			return MediaTypeDockerLayerGzip, nil
 		}
 		return ocispec.MediaTypeImageLayerGzip, nil
-	case Zstd:
+	case Zstd, ZstdChunked:
 		if docker {
 			return MediaTypeDockerLayerZstd, nil
 		}
@@ -167,6 +171,8 @@ func (c Compression) newWriter(w io.Writer, workers int) (io.WriteCloser, error)
 		return pargzip.Default().NewWriter(w, level)
 	case Zstd:
 		return newZstdWriter(w, level, workers)
+	case ZstdChunked:
+		return newZstdChunkedWriter(w, level)
 	}
 	return nil, fmt.Errorf("unknown compression %q", c.Type)
 }

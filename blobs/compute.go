@@ -206,9 +206,10 @@ func (c *Computer) compute(ctx context.Context, j *job, comp Compression, opts O
 }
 
 // reuseStored returns the stored blob as the pair unless its compression
-// must be converted.
+// must be converted. The blob keeps its annotations (a zstd:chunked base
+// layer its TOC's).
 func (c *Computer) reuseStored(ref cache.Ref, blob cache.Blob, comp Compression, opts Options) (DiffPair, bool) {
-	t, err := TypeOfMediaType(blob.Descriptor.MediaType)
+	t, err := TypeOfDescriptor(blob.Descriptor)
 	if err != nil {
 		return DiffPair{}, false
 	}

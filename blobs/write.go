@@ -202,8 +202,9 @@ func TypeOfMediaType(mt string) (Type, error) {
 }
 
 // sameFamily reports whether blobs of type a satisfy a request for b: the
-// two gzip flavours share a media type.
+// two gzip flavours share a media type, and a zstd:chunked blob is a zstd
+// stream (a plain zstd blob is no zstd:chunked one: it has no TOC).
 func sameFamily(a, b Type) bool {
 	gz := func(t Type) bool { return t == Gzip || t == GzipCompat }
-	return a == b || (gz(a) && gz(b))
+	return a == b || (gz(a) && gz(b)) || (a == ZstdChunked && b == Zstd)
 }
