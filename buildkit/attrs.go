@@ -8,7 +8,7 @@ import (
 
 	"github.com/lade-build/lade/internal/attrs"
 	cacheconfig "github.com/moby/buildkit/cache/config"
-	"github.com/moby/buildkit/util/compression"
+	bkcompression "github.com/moby/buildkit/util/compression"
 )
 
 // BuildKit's exporter keys that lade's output parser does not know; the
@@ -86,7 +86,7 @@ func parseSettings(typ string, in map[string]string, def Defaults) (*settings, e
 		return nil, fmt.Errorf("attribute %q is not an exporter attribute: the exporter type is %s", keyType, typ)
 	}
 	m[keyType] = typ
-	estargz := strings.TrimSpace(m[keyCompression]) == compression.EStargz.String()
+	estargz := strings.TrimSpace(m[keyCompression]) == bkcompression.EStargz.String()
 	if estargz {
 		delete(m, keyCompression) // gzip's rules (levels, media types) for lade's parser
 	}
@@ -158,9 +158,9 @@ func (s *settings) buildRefConfig() error {
 		return err
 	}
 	if s.estargz {
-		t = compression.EStargz
+		t = bkcompression.EStargz
 	}
-	s.refCfg.Compression = compression.Config{Type: t, Force: s.out.Options.ForceCompression, Level: c.Level}
+	s.refCfg.Compression = bkcompression.Config{Type: t, Force: s.out.Options.ForceCompression, Level: c.Level}
 	return nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/lade-build/lade/blobs"
-	"github.com/moby/buildkit/util/compression"
+	bkcompression "github.com/moby/buildkit/util/compression"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -30,8 +30,8 @@ func TestParseSettings(t *testing.T) {
 			c := s.refCfg.Compression
 			return c.Type == ladeZstd && *c.Level == 19 && c.Force
 		}},
-		{"image", map[string]string{"compression": "gzip-compat"}, "", func(s *settings) bool { return s.refCfg.Compression.Type == compression.Gzip }},
-		{"image", map[string]string{"compression": "uncompressed"}, "", func(s *settings) bool { return s.refCfg.Compression.Type == compression.Uncompressed }},
+		{"image", map[string]string{"compression": "gzip-compat"}, "", func(s *settings) bool { return s.refCfg.Compression.Type == bkcompression.Gzip }},
+		{"image", map[string]string{"compression": "uncompressed"}, "", func(s *settings) bool { return s.refCfg.Compression.Type == bkcompression.Uncompressed }},
 		{"image", map[string]string{"source-date-epoch": "10", "rewrite-timestamp": "true"}, "", func(s *settings) bool {
 			return s.out.Options.Epoch.Unix() == 10 && s.out.Options.RewriteTimestamp
 		}},
@@ -64,7 +64,7 @@ func TestParseSettings(t *testing.T) {
 		}},
 		{"image", map[string]string{"compression": "estargz", "compression-level": "3", "force-compression": "true"}, "", func(s *settings) bool {
 			c := s.refCfg.Compression
-			return s.estargz && c.Type == compression.EStargz && *c.Level == 3 && c.Force
+			return s.estargz && c.Type == bkcompression.EStargz && *c.Level == 3 && c.Force
 		}},
 		{"image", map[string]string{"compression": "estargz", "oci-mediatypes": "false"}, "estargz needs OCI media types", nil},
 		{"image", map[string]string{"compression": "estargz", "compression-level": "12"}, "out of range", nil},

@@ -3,7 +3,7 @@ package buildkit
 import (
 	"testing"
 
-	"github.com/moby/buildkit/util/compression"
+	bkcompression "github.com/moby/buildkit/util/compression"
 )
 
 // TestDefaults checks the daemon's stock-compatible defaults: empty layers
@@ -15,13 +15,13 @@ func TestDefaults(t *testing.T) {
 		in        map[string]string
 		def       Defaults
 		keepEmpty bool
-		comp      compression.Type
+		comp      bkcompression.Type
 	}{
 		{nil, Defaults{}, false, ladeGzip},
-		{nil, stock, true, compression.Gzip},
-		{map[string]string{"compression": "gzip"}, stock, true, compression.Gzip},
+		{nil, stock, true, bkcompression.Gzip},
+		{map[string]string{"compression": "gzip"}, stock, true, bkcompression.Gzip},
 		{map[string]string{"keep-empty-layers": "false", "compression": "zstd"}, stock, false, ladeZstd},
-		{map[string]string{"compression": "uncompressed"}, stock, true, compression.Uncompressed},
+		{map[string]string{"compression": "uncompressed"}, stock, true, bkcompression.Uncompressed},
 	}
 	for _, c := range cases {
 		s, err := parseSettings("image", c.in, c.def)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/blobs"
-	"github.com/moby/buildkit/util/compression"
+	bkcompression "github.com/moby/buildkit/util/compression"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -26,38 +26,38 @@ import (
 // gzip (or zstd) blob.
 type compressionType struct {
 	lade blobs.Type
-	base compression.Type
+	base bkcompression.Type
 }
 
 var (
 	// ladeGzip is lade's parallel, deterministic gzip.
-	ladeGzip compression.Type = compressionType{lade: blobs.Gzip, base: compression.Gzip}
+	ladeGzip bkcompression.Type = compressionType{lade: blobs.Gzip, base: bkcompression.Gzip}
 	// ladeZstd is klauspost zstd with concurrent blocks.
-	ladeZstd compression.Type = compressionType{lade: blobs.Zstd, base: compression.Zstd}
+	ladeZstd bkcompression.Type = compressionType{lade: blobs.Zstd, base: bkcompression.Zstd}
 )
 
 // bkCompression returns the BuildKit compression type for a lade type:
 // gzip and zstd run lade's compressors, gzip-compat is BuildKit's own gzip
 // (the same bytes as stock BuildKit) and uncompressed is BuildKit's.
-func bkCompression(t blobs.Type) (compression.Type, error) {
+func bkCompression(t blobs.Type) (bkcompression.Type, error) {
 	switch t {
 	case blobs.Gzip, "":
 		return ladeGzip, nil
 	case blobs.Zstd:
 		return ladeZstd, nil
 	case blobs.GzipCompat:
-		return compression.Gzip, nil
+		return bkcompression.Gzip, nil
 	case blobs.Uncompressed:
-		return compression.Uncompressed, nil
+		return bkcompression.Uncompressed, nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", t)
 }
 
-// Compress implements compression.Type: the writer compresses with lade and
+// Compress implements bkcompression.Type: the writer compresses with lade and
 // reports the layer's progress to the export that asked for it. When that
 // export streams an OCI tar, the finalizer (which BuildKit calls once the
 // blob is committed to the content store) hands the sealed blob to it.
-func (t compressionType) Compress(ctx context.Context, comp compression.Config) (compression.Compressor, compression.Finalizer) {
+func (t compressionType) Compress(ctx context.Context, comp bkcompression.Config) (bkcompression.Compressor, bkcompression.Finalizer) {
 	c := blobs.Compression{Type: t.lade, Level: comp.Level}
 	tr := trackerFrom(ctx)
 	var mu sync.Mutex
@@ -91,31 +91,31 @@ func (t compressionType) Compress(ctx context.Context, comp compression.Config) 
 	}
 }
 
-// Decompress implements compression.Type.
+// Decompress implements bkcompression.Type.
 func (t compressionType) Decompress(ctx context.Context, cs content.Store, desc ocispecs.Descriptor) (io.ReadCloser, error) {
 	return t.base.Decompress(ctx, cs, desc)
 }
 
-// NeedsConversion implements compression.Type.
+// NeedsConversion implements bkcompression.Type.
 func (t compressionType) NeedsConversion(ctx context.Context, cs content.Store, desc ocispecs.Descriptor) (bool, error) {
 	return t.base.NeedsConversion(ctx, cs, desc)
 }
 
-// NeedsComputeDiffBySelf implements compression.Type: never. Every differ
+// NeedsComputeDiffBySelf implements bkcompression.Type: never. Every differ
 // BuildKit may pick for a lade type takes its compressor (BuildKit's
 // overlayfs differ, containerd's walking differ, lade's Differ), and false
 // sends the layers BuildKit's overlayfs differ does not take to the
 // worker's differ (lade's in lade-buildkitd) instead of BuildKit's own
 // walking differ.
-func (t compressionType) NeedsComputeDiffBySelf(compression.Config) bool { return false }
+func (t compressionType) NeedsComputeDiffBySelf(bkcompression.Config) bool { return false }
 
-// OnlySupportOCITypes implements compression.Type.
+// OnlySupportOCITypes implements bkcompression.Type.
 func (t compressionType) OnlySupportOCITypes() bool { return t.base.OnlySupportOCITypes() }
 
-// MediaType implements compression.Type.
+// MediaType implements bkcompression.Type.
 func (t compressionType) MediaType() string { return t.base.MediaType() }
 
-// String implements compression.Type. It is the base type's name, which
+// String implements bkcompression.Type. It is the base type's name, which
 // BuildKit uses to label compression variants of a blob.
 func (t compressionType) String() string { return t.base.String() }
 

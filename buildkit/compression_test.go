@@ -8,16 +8,16 @@ import (
 	"io"
 	"testing"
 
-	"github.com/moby/buildkit/util/compression"
+	bkcompression "github.com/moby/buildkit/util/compression"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // compressWith runs BuildKit's use of a compression type: Compress, write,
 // Close twice (BuildKit's overlay differ defers a second Close).
-func compressWith(t *testing.T, ctx context.Context, ct compression.Type, level *int, data []byte) []byte {
+func compressWith(t *testing.T, ctx context.Context, ct bkcompression.Type, level *int, data []byte) []byte {
 	t.Helper()
-	fn, fin := ct.Compress(ctx, compression.Config{Type: ct, Level: level})
+	fn, fin := ct.Compress(ctx, bkcompression.Config{Type: ct, Level: level})
 	if fin != nil {
 		t.Fatal("unexpected finalizer")
 	}
@@ -66,13 +66,13 @@ func TestLadeGzipInBuildKitPipeline(t *testing.T) {
 }
 
 func TestLadeTypesBehaveLikeBuildKits(t *testing.T) {
-	for _, c := range []struct{ lade, bk compression.Type }{{ladeGzip, compression.Gzip}, {ladeZstd, compression.Zstd}} {
+	for _, c := range []struct{ lade, bk bkcompression.Type }{{ladeGzip, bkcompression.Gzip}, {ladeZstd, bkcompression.Zstd}} {
 		if c.lade.String() != c.bk.String() || c.lade.MediaType() != c.bk.MediaType() || c.lade.OnlySupportOCITypes() != c.bk.OnlySupportOCITypes() {
 			t.Errorf("%s: differs from BuildKit's type", c.lade)
 		}
 		// false: layers BuildKit's overlayfs differ does not take go to
 		// the worker's differ (lade's), not to BuildKit's walking differ.
-		if c.lade.NeedsComputeDiffBySelf(compression.Config{}) {
+		if c.lade.NeedsComputeDiffBySelf(bkcompression.Config{}) {
 			t.Errorf("%s: BuildKit would bypass the worker's differ", c.lade)
 		}
 	}
@@ -98,7 +98,7 @@ func TestZstdRoundTrip(t *testing.T) {
 func TestLadeCompressorFail(t *testing.T) {
 	tr := &tracker{}
 	ctx := withTracker(context.Background(), tr)
-	fn, _ := ladeGzip.Compress(ctx, compression.Config{Type: ladeGzip})
+	fn, _ := ladeGzip.Compress(ctx, bkcompression.Config{Type: ladeGzip})
 	var buf bytes.Buffer
 	w, err := fn(&buf, ladeGzip.MediaType())
 	if err != nil {

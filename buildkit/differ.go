@@ -20,12 +20,12 @@ import (
 	"github.com/containerd/containerd/v2/pkg/labels"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	ladecache "github.com/lade-build/lade/cache"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/internal/writeback"
 	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
 	"github.com/moby/buildkit/util/iohelper"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Differ is the diff.Comparer lade-buildkitd gives BuildKit's cache
@@ -69,7 +69,7 @@ func (d *Differ) writer(ctx context.Context, ref, mediaType string) (content.Wri
 		ctx = namespaces.WithNamespace(ctx, d.ns)
 	}
 	cw, err := content.OpenWriter(ctx, d.ingester, content.WithRef(ref),
-		content.WithDescriptor(ocispec.Descriptor{MediaType: mediaType}))
+		content.WithDescriptor(ocispecs.Descriptor{MediaType: mediaType}))
 	if err != nil {
 		return nil, err
 	}
@@ -87,18 +87,18 @@ var diffRefs atomic.Uint64
 // "containerd.io/uncompressed" label naming its diffID. When the overlay
 // upperdir cannot be diffed, the layer is diffed again by walking both
 // trees, as BuildKit falls back to its walking differ.
-func (d *Differ) Compare(ctx context.Context, lower, upper []mount.Mount, opts ...diff.Opt) (ocispec.Descriptor, error) {
+func (d *Differ) Compare(ctx context.Context, lower, upper []mount.Mount, opts ...diff.Opt) (ocispecs.Descriptor, error) {
 	var cfg diff.Config
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
-			return ocispec.Descriptor{}, err
+			return ocispecs.Descriptor{}, err
 		}
 	}
 	if cfg.MediaType == "" {
 		if cfg.Compressor != nil {
-			return ocispec.Descriptor{}, errors.New("lade differ: a compressor needs an explicit media type")
+			return ocispecs.Descriptor{}, errors.New("lade differ: a compressor needs an explicit media type")
 		}
-		cfg.MediaType = ocispec.MediaTypeImageLayerGzip
+		cfg.MediaType = ocispecs.MediaTypeImageLayerGzip
 	}
 	if tm := epoch.FromContext(ctx); tm != nil && cfg.SourceDateEpoch == nil {
 		cfg.SourceDateEpoch = tm
@@ -115,7 +115,7 @@ func (d *Differ) Compare(ctx context.Context, lower, upper []mount.Mount, opts .
 		desc, err = d.write(ctx, cfg, kind, mountedChanges(lower, upper, true))
 	}
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("lade differ: %w", err)
+		return ocispecs.Descriptor{}, fmt.Errorf("lade differ: %w", err)
 	}
 	return desc, nil
 }
@@ -124,11 +124,11 @@ func (d *Differ) Compare(ctx context.Context, lower, upper []mount.Mount, opts .
 // it can write without a compressor.
 func layerCompression(mediaType string) (compression.Compression, bool) {
 	switch mediaType {
-	case ocispec.MediaTypeImageLayer, images.MediaTypeDockerSchema2Layer:
+	case ocispecs.MediaTypeImageLayer, images.MediaTypeDockerSchema2Layer:
 		return compression.Uncompressed, true
-	case ocispec.MediaTypeImageLayerGzip, images.MediaTypeDockerSchema2LayerGzip:
+	case ocispecs.MediaTypeImageLayerGzip, images.MediaTypeDockerSchema2LayerGzip:
 		return compression.Gzip, true
-	case ocispec.MediaTypeImageLayerZstd:
+	case ocispecs.MediaTypeImageLayerZstd:
 		return compression.Zstd, true
 	}
 	return compression.Unknown, false
@@ -139,14 +139,14 @@ func layerCompression(mediaType string) (compression.Compression, bool) {
 // goroutines, and this goroutine hashes it and feeds the compressor. An
 // uncompressed blob is its own diffID (hashed once, by the content
 // writer). Nothing is left in the store's ingest on failure.
-func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Compression, src ladecache.ChangeSource) (_ ocispec.Descriptor, err error) {
+func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Compression, src cache.ChangeSource) (_ ocispecs.Descriptor, err error) {
 	ref := cfg.Reference
 	if ref == "" {
 		ref = "lade-diff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(diffRefs.Add(1), 10)
 	}
 	cw, err := d.writer(ctx, ref, cfg.MediaType)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("open content writer %s: %w", ref, err)
+		return ocispecs.Descriptor{}, fmt.Errorf("open content writer %s: %w", ref, err)
 	}
 	defer func() {
 		if cw != nil {
@@ -155,12 +155,12 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 		}
 	}()
 	if err := cw.Truncate(0); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("truncate content writer %s: %w", ref, err)
+		return ocispecs.Descriptor{}, fmt.Errorf("truncate content writer %s: %w", ref, err)
 	}
 	bw := &contentSink{bw: bufio.NewWriterSize(cw, 128<<10), cw: cw}
 	zw, err := compressorFor(cfg, kind, bw)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return ocispecs.Descriptor{}, err
 	}
 	zwOpen := true
 	defer func() {
@@ -180,24 +180,24 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 		dst = io.MultiWriter(zw, diffID.Hash())
 	}
 
-	layer, err := ladecache.NewChangesRef(ref, src, ladecache.ChangesOptions{})
+	layer, err := cache.NewChangesRef(ref, src, cache.ChangesOptions{})
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return ocispecs.Descriptor{}, err
 	}
-	rc, err := layer.Diff(ctx, ladecache.DiffOptions{Epoch: cfg.SourceDateEpoch})
+	rc, err := layer.Diff(ctx, cache.DiffOptions{Epoch: cfg.SourceDateEpoch})
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return ocispecs.Descriptor{}, err
 	}
 	defer rc.Close()
 	if _, err := io.Copy(dst, rc); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
+		return ocispecs.Descriptor{}, fmt.Errorf("write layer: %w", err)
 	}
 	zwOpen = false
 	if err := zw.Close(); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("close compressor: %w", err)
+		return ocispecs.Descriptor{}, fmt.Errorf("close compressor: %w", err)
 	}
 	if err := bw.bw.Flush(); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
+		return ocispecs.Descriptor{}, fmt.Errorf("write layer: %w", err)
 	}
 
 	dgst := cw.Digest()
@@ -211,13 +211,13 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	}
 	lbls[labels.LabelUncompressed] = uncompressed.String()
 	if err := cw.Commit(ctx, 0, dgst, content.WithLabels(lbls)); err != nil && !errdefs.IsAlreadyExists(err) {
-		return ocispec.Descriptor{}, fmt.Errorf("commit layer %s: %w", dgst, err)
+		return ocispecs.Descriptor{}, fmt.Errorf("commit layer %s: %w", dgst, err)
 	}
 	_ = cw.Close()
 	cw = nil
 	info, err := d.cs.Info(ctx, dgst)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("layer %s: %w", dgst, err)
+		return ocispecs.Descriptor{}, fmt.Errorf("layer %s: %w", dgst, err)
 	}
 	if info.Labels[labels.LabelUncompressed] == "" {
 		// The blob existed without the label: add it.
@@ -226,10 +226,10 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 		}
 		info.Labels[labels.LabelUncompressed] = uncompressed.String()
 		if _, err := d.cs.Update(ctx, info, "labels."+labels.LabelUncompressed); err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("label layer %s with its diffID: %w", dgst, err)
+			return ocispecs.Descriptor{}, fmt.Errorf("label layer %s with its diffID: %w", dgst, err)
 		}
 	}
-	return ocispec.Descriptor{MediaType: cfg.MediaType, Digest: dgst, Size: info.Size}, nil
+	return ocispecs.Descriptor{MediaType: cfg.MediaType, Digest: dgst, Size: info.Size}, nil
 }
 
 // contentSink is the blobSink of a content writer: the blob's digest is

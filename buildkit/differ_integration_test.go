@@ -17,14 +17,14 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/archive"
+	ctdarchive "github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/containerd/v2/pkg/labels"
 	"github.com/containerd/containerd/v2/plugins/diff/walking"
 	"github.com/lade-build/lade/exporter/archive/archivetest"
-	"github.com/moby/buildkit/util/compression"
-	"github.com/moby/buildkit/util/overlay"
+	bkcompression "github.com/moby/buildkit/util/compression"
+	bkoverlay "github.com/moby/buildkit/util/overlay"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // overlayLayer makes a lower tree and an overlay layer on top of it, the
@@ -89,18 +89,18 @@ func TestDifferMatchesBuildKit(t *testing.T) {
 	}
 	ctx := context.Background()
 	lower, upper := overlayLayer(t, differLowerScript, differScript)
-	upperdir, err := overlay.GetUpperdir(lower, upper)
+	upperdir, err := bkoverlay.GetUpperdir(lower, upper)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want bytes.Buffer
-	if err := overlay.WriteUpperdir(ctx, &want, upperdir, lower); err != nil {
+	if err := bkoverlay.WriteUpperdir(ctx, &want, upperdir, lower); err != nil {
 		t.Fatal(err)
 	}
 	var walked bytes.Buffer
 	err = mount.WithReadonlyTempMount(ctx, lower, func(l string) error {
 		return mount.WithReadonlyTempMount(ctx, upper, func(u string) error {
-			return archive.WriteDiff(ctx, &walked, l, u)
+			return ctdarchive.WriteDiff(ctx, &walked, l, u)
 		})
 	})
 	if err != nil {
@@ -114,7 +114,7 @@ func TestDifferMatchesBuildKit(t *testing.T) {
 
 	cs := archivetest.NewStore(t)
 	d := NewDiffer(cs, walking.NewWalkingDiff(cs))
-	gz, _ := ladeGzip.Compress(ctx, compression.Config{})
+	gz, _ := ladeGzip.Compress(ctx, bkcompression.Config{})
 	for _, tc := range []struct {
 		name   string
 		upper  []mount.Mount
@@ -122,10 +122,10 @@ func TestDifferMatchesBuildKit(t *testing.T) {
 		opts   []diff.Opt
 		packed bool
 	}{
-		{"overlay uncompressed", upper, want.Bytes(), []diff.Opt{diff.WithMediaType(ocispec.MediaTypeImageLayer), diff.WithReference("a")}, false},
-		{"overlay lade gzip", upper, want.Bytes(), []diff.Opt{diff.WithMediaType(ocispec.MediaTypeImageLayerGzip), diff.WithCompressor(gz)}, true},
-		{"overlay containerd gzip", upper, want.Bytes(), []diff.Opt{diff.WithMediaType(ocispec.MediaTypeImageLayerGzip)}, true},
-		{"walk", bindOfMerged(t, upper), walked.Bytes(), []diff.Opt{diff.WithMediaType(ocispec.MediaTypeImageLayer)}, false},
+		{"overlay uncompressed", upper, want.Bytes(), []diff.Opt{diff.WithMediaType(ocispecs.MediaTypeImageLayer), diff.WithReference("a")}, false},
+		{"overlay lade gzip", upper, want.Bytes(), []diff.Opt{diff.WithMediaType(ocispecs.MediaTypeImageLayerGzip), diff.WithCompressor(gz)}, true},
+		{"overlay containerd gzip", upper, want.Bytes(), []diff.Opt{diff.WithMediaType(ocispecs.MediaTypeImageLayerGzip)}, true},
+		{"walk", bindOfMerged(t, upper), walked.Bytes(), []diff.Opt{diff.WithMediaType(ocispecs.MediaTypeImageLayer)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			desc, err := d.Compare(ctx, lower, tc.upper, tc.opts...)
@@ -145,7 +145,7 @@ func TestDifferMatchesBuildKit(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.packed {
-				if bytes.Equal(blob, tc.want) || desc.MediaType != ocispec.MediaTypeImageLayerGzip {
+				if bytes.Equal(blob, tc.want) || desc.MediaType != ocispecs.MediaTypeImageLayerGzip {
 					t.Fatalf("blob not compressed (%s)", desc.MediaType)
 				}
 				rc, err := archiveDecompress(blob)
@@ -202,7 +202,7 @@ func TestDifferFailureLeavesNothing(t *testing.T) {
 	cs := archivetest.NewStore(t)
 	d := NewDiffer(cs, walking.NewWalkingDiff(cs))
 	missing := []mount.Mount{{Type: "bind", Source: filepath.Join(t.TempDir(), "missing"), Options: []string{"ro", "rbind"}}}
-	_, err := d.Compare(ctx, nil, missing, diff.WithMediaType(ocispec.MediaTypeImageLayer), diff.WithReference("x"))
+	_, err := d.Compare(ctx, nil, missing, diff.WithMediaType(ocispecs.MediaTypeImageLayer), diff.WithReference("x"))
 	if err == nil || !strings.Contains(err.Error(), "lade differ") {
 		t.Fatalf("error %v, want lade differ's", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/lade-build/lade/internal/writeback"
 	containerdsnapshot "github.com/moby/buildkit/snapshot/containerd"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestDifferWritesSyncBehind checks that the differ, given the content
@@ -24,7 +24,7 @@ func TestDifferWritesSyncBehind(t *testing.T) {
 	d := NewDiffer(cs, nil)
 
 	ctx := context.Background() // no namespace: the differ must add the worker's
-	cw, err := d.writer(ctx, "layer-1", ocispec.MediaTypeImageLayer)
+	cw, err := d.writer(ctx, "layer-1", ocispecs.MediaTypeImageLayer)
 	if err != nil {
 		t.Fatal(err)
 	}

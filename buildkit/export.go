@@ -10,7 +10,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/exporter"
-	ladeprogress "github.com/lade-build/lade/progress"
+	"github.com/lade-build/lade/progress"
 	bkexporter "github.com/moby/buildkit/exporter"
 	"github.com/moby/buildkit/exporter/containerimage"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -150,7 +150,7 @@ func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuil
 // ladeOptions are the ImageWriter options of the export. Compression,
 // forcing and timestamp rewriting already happened (in BuildKit's pipeline,
 // or lade's for rewrite-timestamp); lade reuses the stored blobs as they are.
-func (i *instance) ladeOptions(p *plan, pw ladeprogress.Writer) exporter.Options {
+func (i *instance) ladeOptions(p *plan, pw progress.Writer) exporter.Options {
 	o := i.s.out.Options
 	o.Docker = !p.oci
 	o.Epoch = p.epoch

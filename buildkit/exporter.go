@@ -23,6 +23,24 @@
 // Attributes are parsed as BuildKit reads them: a near-miss of a known key
 // fails the build naming that key; other unknown keys pass through to the
 // export as metadata, with a warning in the build's progress.
+//
+// The differ (differ.go) and the timestamp rewriter (rewrite.go,
+// rewrite_source.go, rewrite_cache.go) share the change walkers of
+// changes.go, which report a layer's changes from mounted snapshots as
+// BuildKit's differs see them.
+//
+// Import names, here and in cmd/lade-buildkitd: a name means one package in
+// every file, and a package has one name. lade's packages keep their own
+// names (cache, progress, exporter, oci, docker, archive). A BuildKit
+// package never takes a name another imported package has: it takes the
+// prefix bk (bkcache, bkprogress, bkexporter, bkcompression, bkepoch, bkoci,
+// bkoverlay, bkidentity), or the alias BuildKit's own code gives it
+// (cacheconfig, localremotecache, sessioncontent). A containerd package
+// whose name a package from elsewhere has (BuildKit's aside) takes ctd
+// (ctdarchive, ctddocker, ctdreference); containerd's client is ctd. Any
+// other package sharing a standard library package's name takes its parent
+// folder (nettrace, sysuser). The image spec is ocispecs. imports_test.go
+// checks this.
 package buildkit
 
 import (
@@ -31,7 +49,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
+	ctddocker "github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/moby/buildkit/client"
@@ -56,7 +74,7 @@ type Opt struct {
 	// has none (names are then only pushed, as in stock BuildKit).
 	Images images.Store
 	// RegistryHosts configures registries for push.
-	RegistryHosts docker.RegistryHosts
+	RegistryHosts ctddocker.RegistryHosts
 	// Writer is lade's image writer over ContentStore; nil makes one.
 	Writer *exporter.ImageWriter
 	// Rewriter makes the new layers of rewrite-timestamp exports; nil

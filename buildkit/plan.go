@@ -9,12 +9,12 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/exporter"
-	"github.com/moby/buildkit/cache"
+	bkcache "github.com/moby/buildkit/cache"
 	bkexporter "github.com/moby/buildkit/exporter"
 	"github.com/moby/buildkit/exporter/attestation"
 	"github.com/moby/buildkit/exporter/containerimage"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
-	"github.com/moby/buildkit/exporter/util/epoch"
+	bkepoch "github.com/moby/buildkit/exporter/util/epoch"
 	"github.com/moby/buildkit/solver"
 	"github.com/moby/buildkit/solver/result"
 	digest "github.com/opencontainers/go-digest"
@@ -42,7 +42,7 @@ type plan struct {
 type platformPlan struct {
 	id       string
 	platform ocispecs.Platform
-	ref      cache.ImmutableRef
+	ref      bkcache.ImmutableRef
 	config   []byte
 	// baseHistory counts the leading history entries equal to the base
 	// image's; baseDiffIDs are the base image's layers.
@@ -166,11 +166,11 @@ func (i *instance) epochOf(src *bkexporter.Source, ps exptypes.Platforms) (*time
 	if e := i.s.out.Options.Epoch; e != nil || i.s.epochReset {
 		return e, nil
 	}
-	tm, err := epoch.ParseSource(src, nil)
+	tm, err := bkepoch.ParseSource(src, nil)
 	if err != nil || tm != nil || len(ps.Platforms) == 0 {
 		return tm, err
 	}
-	return epoch.ParseSource(src, &ps.Platforms[0])
+	return bkepoch.ParseSource(src, &ps.Platforms[0])
 }
 
 // mergeAnnotations merges the frontend's annotations (metadata keys

@@ -10,10 +10,10 @@ import (
 
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/exporter"
-	ladeprogress "github.com/lade-build/lade/progress"
+	"github.com/lade-build/lade/progress"
 	"github.com/moby/buildkit/client"
-	"github.com/moby/buildkit/identity"
-	"github.com/moby/buildkit/util/progress"
+	bkidentity "github.com/moby/buildkit/identity"
+	bkprogress "github.com/moby/buildkit/util/progress"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -105,20 +105,20 @@ func (t *tracker) start(ctx context.Context, c blobs.Compression) *layerTask {
 	} else {
 		n = globalLayers.Add(1)
 	}
-	pw, _, _ := progress.NewFromContext(ctx)
+	pw, _, _ := bkprogress.NewFromContext(ctx)
 	now := time.Now()
 	lt := &layerTask{
 		t: t, pw: pw, started: now,
 		id: fmt.Sprintf("compressing layer %d (lade %s)", n, c),
 	}
-	lt.write(progress.Status{Started: &now})
+	lt.write(bkprogress.Status{Started: &now})
 	return lt
 }
 
 // layerTask is the progress of one layer compressed by lade.
 type layerTask struct {
 	t       *tracker
-	pw      progress.Writer
+	pw      bkprogress.Writer
 	id      string
 	started time.Time
 	mu      sync.Mutex
@@ -137,7 +137,7 @@ func (l *layerTask) add(n int64) {
 		return
 	}
 	l.last = now
-	l.write(progress.Status{Current: int(l.current), Started: &l.started})
+	l.write(bkprogress.Status{Current: int(l.current), Started: &l.started})
 }
 
 // done completes the status and records the blob.
@@ -145,7 +145,7 @@ func (l *layerTask) done(dgst digest.Digest, compressed int64, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	st := progress.Status{Current: int(l.current), Started: &l.started, Completed: &now}
+	st := bkprogress.Status{Current: int(l.current), Started: &l.started, Completed: &now}
 	if err != nil {
 		st.Action = "error"
 	}
@@ -162,30 +162,30 @@ func (l *layerTask) done(dgst digest.Digest, compressed int64, err error) {
 	l.t.mu.Unlock()
 }
 
-func (l *layerTask) write(st progress.Status) {
+func (l *layerTask) write(st bkprogress.Status) {
 	_ = l.pw.Write(l.id, st)
 }
 
 // bridge forwards lade progress events into BuildKit's progress stream of
 // ctx, one status per vertex, named by the event's name.
 type bridge struct {
-	pw progress.Writer
+	pw bkprogress.Writer
 }
 
 // newBridge returns a lade progress.Writer writing into ctx's BuildKit
 // progress, and a function closing it.
-func newBridge(ctx context.Context) (ladeprogress.Writer, func()) {
-	pw, _, _ := progress.NewFromContext(ctx)
+func newBridge(ctx context.Context) (progress.Writer, func()) {
+	pw, _, _ := bkprogress.NewFromContext(ctx)
 	return bridge{pw: pw}, func() { _ = pw.Close() }
 }
 
 // Write implements progress.Writer. lade's per-layer events are left out:
 // the adapter reports each layer once itself (see reportLayers).
-func (b bridge) Write(e ladeprogress.Event) {
+func (b bridge) Write(e progress.Event) {
 	if strings.HasPrefix(e.ID, "layer:") {
 		return
 	}
-	st := progress.Status{Action: e.Status, Current: int(e.Current), Total: int(e.Total)}
+	st := bkprogress.Status{Action: e.Status, Current: int(e.Current), Total: int(e.Total)}
 	if !e.Started.IsZero() {
 		t := e.Started
 		st.Started = &t
@@ -202,7 +202,7 @@ func (b bridge) Write(e ladeprogress.Event) {
 
 // oneOff reports a step with no bytes, as BuildKit's exporters do.
 func oneOff(ctx context.Context, name string) func(error) error {
-	return progress.OneOff(ctx, name)
+	return bkprogress.OneOff(ctx, name)
 }
 
 // statusLade is the step that says lade exports (the vertex keeps
@@ -211,10 +211,10 @@ const statusLade = "exporting with lade"
 
 // announce shows statusLade, done at once so that it prints one line.
 func announce(ctx context.Context) {
-	pw, _, _ := progress.NewFromContext(ctx)
+	pw, _, _ := bkprogress.NewFromContext(ctx)
 	defer pw.Close()
 	now := time.Now()
-	_ = pw.Write(statusLade, progress.Status{Started: &now, Completed: &now})
+	_ = pw.Write(statusLade, bkprogress.Status{Started: &now, Completed: &now})
 }
 
 // warn shows each message as a warning of the export's vertex.
@@ -222,10 +222,10 @@ func warn(ctx context.Context, msgs []string) {
 	if len(msgs) == 0 {
 		return
 	}
-	pw, _, _ := progress.NewFromContext(ctx)
+	pw, _, _ := bkprogress.NewFromContext(ctx)
 	defer pw.Close()
 	for _, m := range msgs {
-		_ = pw.Write(identity.NewID(), client.VertexWarning{Level: 1, Short: []byte(m)})
+		_ = pw.Write(bkidentity.NewID(), client.VertexWarning{Level: 1, Short: []byte(m)})
 	}
 }
 
@@ -233,7 +233,7 @@ func warn(ctx context.Context, msgs []string) {
 // (the ones compressed have their "compressing layer" status): reused
 // blobs with their size, and the empty layers lade dropped.
 func reportLayers(ctx context.Context, tr *tracker, res exporter.Result) {
-	pw, _, _ := progress.NewFromContext(ctx)
+	pw, _, _ := bkprogress.NewFromContext(ctx)
 	defer pw.Close()
 	now := time.Now()
 	seen := map[string]bool{}
@@ -250,7 +250,7 @@ func reportLayers(ctx context.Context, tr *tracker, res exporter.Result) {
 				continue
 			}
 			seen[id] = true
-			_ = pw.Write(id, progress.Status{Current: int(l.Size), Total: int(l.Size), Started: &now, Completed: &now})
+			_ = pw.Write(id, bkprogress.Status{Current: int(l.Size), Total: int(l.Size), Started: &now, Completed: &now})
 		}
 	}
 }

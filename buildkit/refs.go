@@ -8,8 +8,8 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/pkg/labels"
 	"github.com/lade-build/lade/blobs"
-	ladecache "github.com/lade-build/lade/cache"
-	"github.com/moby/buildkit/cache"
+	"github.com/lade-build/lade/cache"
+	bkcache "github.com/moby/buildkit/cache"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver"
 	"github.com/moby/buildkit/util/contentutil"
@@ -54,7 +54,7 @@ type layerMeta struct {
 
 // layerMetas returns the description and creation time of each layer of
 // ref's chain, bottom first; n entries, empty when unknown.
-func layerMetas(ref cache.ImmutableRef, n int) []layerMeta {
+func layerMetas(ref bkcache.ImmutableRef, n int) []layerMeta {
 	out := make([]layerMeta, n)
 	chain := ref.LayerChain()
 	defer chain.Release(context.TODO())
@@ -71,8 +71,8 @@ func layerMetas(ref cache.ImmutableRef, n int) []layerMeta {
 // are the stored BuildKit blobs: lade reads no layer data, it only
 // normalizes history, drops empty layers and writes the image.
 // Empty layers of the base image are not reported empty: they are kept.
-func ladeChain(pp *platformPlan) (ladecache.Ref, []bool, error) {
-	var top ladecache.Ref
+func ladeChain(pp *platformPlan) (cache.Ref, []bool, error) {
+	var top cache.Ref
 	base := baseLayers(pp)
 	empty := make([]bool, len(pp.remote.Descriptors))
 	for n, d := range pp.remote.Descriptors {
@@ -85,8 +85,8 @@ func ladeChain(pp *platformPlan) (ladecache.Ref, []bool, error) {
 		if n < len(pp.metas) {
 			meta = pp.metas[n]
 		}
-		r, err := ladecache.NewStoredRef(providerOf(pp.remote), ladecache.Blob{Descriptor: d, DiffID: diffID}, top,
-			ladecache.StoredOptions{Description: meta.description, CreatedAt: meta.createdAt})
+		r, err := cache.NewStoredRef(providerOf(pp.remote), cache.Blob{Descriptor: d, DiffID: diffID}, top,
+			cache.StoredOptions{Description: meta.description, CreatedAt: meta.createdAt})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -116,7 +116,7 @@ func providerOf(r *solver.Remote) content.Provider {
 func unlazy(ctx context.Context, plan *plan) error {
 	eg, ectx := errgroup.WithContext(ctx)
 	for _, pp := range plan.platforms {
-		if u, ok := pp.remote.Provider.(cache.Unlazier); ok {
+		if u, ok := pp.remote.Provider.(bkcache.Unlazier); ok {
 			eg.Go(func() error { return u.Unlazy(ectx) })
 		}
 	}

@@ -12,14 +12,14 @@ import (
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/labels"
 	"github.com/lade-build/lade/blobs"
-	ladecache "github.com/lade-build/lade/cache"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
-	"github.com/moby/buildkit/cache"
+	bkcache "github.com/moby/buildkit/cache"
 	cacheconfig "github.com/moby/buildkit/cache/config"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver"
 	"github.com/moby/buildkit/util/contentutil"
-	"github.com/moby/buildkit/util/progress"
+	bkprogress "github.com/moby/buildkit/util/progress"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -39,14 +39,14 @@ import (
 type TimestampRewriter struct {
 	computer *blobs.Computer
 	cache    *epochCache
-	refs     cache.Accessor
+	refs     bkcache.Accessor
 }
 
 // NewTimestampRewriter returns a rewriter writing into store. Blob cache
 // hits are added to the export's lease through lm. refs resolves the
 // parent snapshot of a layer that is not the layer below it in the chain
 // (after a merge, or for a diff); nil makes such layers an error.
-func NewTimestampRewriter(store blobs.Store, lm leases.Manager, refs cache.Accessor) *TimestampRewriter {
+func NewTimestampRewriter(store blobs.Store, lm leases.Manager, refs bkcache.Accessor) *TimestampRewriter {
 	return &TimestampRewriter{computer: blobs.NewComputer(store), cache: &epochCache{leases: lm}, refs: refs}
 }
 
@@ -58,7 +58,7 @@ func (i *instance) rewriting(p *plan) bool {
 // epochChain is one platform's chain during an epoch export.
 type epochChain struct {
 	pp   *platformPlan
-	refs cache.RefList
+	refs bkcache.RefList
 	// base are the blobs of the leading layers equal to the base image's,
 	// kept as they are; provider reads them (fetching lazy ones).
 	base     []ocispecs.Descriptor
@@ -216,7 +216,7 @@ func (i *instance) epochLayerOnce(ctx context.Context, j *epochJob, epoch *time.
 	if comp.Type == "" {
 		comp.Type = blobs.DefaultCompression.Type
 	}
-	var inner ladecache.Ref
+	var inner cache.Ref
 	kind := "diff"
 	if isLazy(r) {
 		sr, err := i.lazyLayer(ctx, r, sg)
@@ -231,17 +231,17 @@ func (i *instance) epochLayerOnce(ctx context.Context, j *epochJob, epoch *time.
 		}
 		defer release()
 		l.walkOnly = walkOnly
-		if inner, err = ladecache.NewChangesRef("buildkit:"+r.ID(), l.changes, ladecache.ChangesOptions{Description: r.GetDescription()}); err != nil {
+		if inner, err = cache.NewChangesRef("buildkit:"+r.ID(), l.changes, cache.ChangesOptions{Description: r.GetDescription()}); err != nil {
 			return blobs.DiffPair{}, err
 		}
 	}
 	tr := trackerFrom(ctx)
 	name := fmt.Sprintf("compressing layer %d (lade %s, %s, file times clamped to %d)", nextLayer(tr), comp, kind, epoch.Unix())
-	er := &epochRef{inner: inner, name: name, tr: tr, pw: func() progress.Writer {
-		pw, _, _ := progress.NewFromContext(ctx)
+	er := &epochRef{inner: inner, name: name, tr: tr, pw: func() bkprogress.Writer {
+		pw, _, _ := bkprogress.NewFromContext(ctx)
 		return pw
 	}}
-	pairs, err := rw.computer.Compute(ctx, []ladecache.Ref{er}, blobs.Options{
+	pairs, err := rw.computer.Compute(ctx, []cache.Ref{er}, blobs.Options{
 		Compression: comp, Epoch: epoch, Concurrency: 1, Cache: rw.cache,
 	})
 	var pair blobs.DiffPair
@@ -256,15 +256,15 @@ func (i *instance) epochLayerOnce(ctx context.Context, j *epochJob, epoch *time.
 // and a function releasing the refs it had to get: a diff ref's lower and
 // upper, else the ref and its parent (the layer below in the chain, or a
 // ref of the cache manager after a merge), or no parent at the bottom.
-func (rw *TimestampRewriter) layerOf(ctx context.Context, chain cache.RefList, n int, sg session.Group) (bkLayer, func(), error) {
+func (rw *TimestampRewriter) layerOf(ctx context.Context, chain bkcache.RefList, n int, sg session.Group) (bkLayer, func(), error) {
 	r := chain[n]
-	var got cache.RefList
+	var got bkcache.RefList
 	release := func() { _ = got.Release(context.WithoutCancel(ctx)) }
-	get := func(id string) (cache.ImmutableRef, error) {
+	get := func(id string) (bkcache.ImmutableRef, error) {
 		if rw.refs == nil {
 			return nil, fmt.Errorf("parent snapshot %s is not in the chain and no cache manager resolves it", id)
 		}
-		ref, err := rw.refs.Get(ctx, id, nil, cache.NoUpdateLastUsed)
+		ref, err := rw.refs.Get(ctx, id, nil, bkcache.NoUpdateLastUsed)
 		if err != nil {
 			return nil, fmt.Errorf("get parent snapshot %s: %w", id, err)
 		}
@@ -294,7 +294,7 @@ func (rw *TimestampRewriter) layerOf(ctx context.Context, chain cache.RefList, n
 // lazyLayer returns the blob of a lazy ref as a stored layer: with the
 // epoch, lade rewrites its tar headers while it decompresses it, in the
 // same pass that hashes and compresses the result.
-func (i *instance) lazyLayer(ctx context.Context, r cache.ImmutableRef, sg session.Group) (ladecache.Ref, error) {
+func (i *instance) lazyLayer(ctx context.Context, r bkcache.ImmutableRef, sg session.Group) (cache.Ref, error) {
 	cfg := cacheconfig.RefConfig{Compression: i.s.refCfg.Compression}
 	cfg.Compression.Force = false
 	remotes, err := r.GetRemotes(ctx, false, cfg, false, sg)
@@ -303,12 +303,12 @@ func (i *instance) lazyLayer(ctx context.Context, r cache.ImmutableRef, sg sessi
 	}
 	rm := remotes[0]
 	d := rm.Descriptors[len(rm.Descriptors)-1]
-	return ladecache.NewStoredRef(rm.Provider, ladecache.Blob{Descriptor: d, DiffID: digest.Digest(d.Annotations[labels.LabelUncompressed])},
-		nil, ladecache.StoredOptions{Description: r.GetDescription()})
+	return cache.NewStoredRef(rm.Provider, cache.Blob{Descriptor: d, DiffID: digest.Digest(d.Annotations[labels.LabelUncompressed])},
+		nil, cache.StoredOptions{Description: r.GetDescription()})
 }
 
 // describeRef names a ref in errors.
-func describeRef(r cache.ImmutableRef) string {
+func describeRef(r bkcache.ImmutableRef) string {
 	if d := r.GetDescription(); d != "" {
 		return fmt.Sprintf("%q", d)
 	}
@@ -340,7 +340,7 @@ func nextLayer(tr *tracker) int64 {
 // others. Unlazy fetches the lazy base layers.
 type epochProvider struct {
 	*contentutil.MultiProvider
-	unlaziers []cache.Unlazier
+	unlaziers []bkcache.Unlazier
 }
 
 func newEpochProvider(cs content.InfoReaderProvider) *epochProvider {
@@ -350,12 +350,12 @@ func newEpochProvider(cs content.InfoReaderProvider) *epochProvider {
 // add reads dgst from p.
 func (e *epochProvider) add(dgst digest.Digest, p content.InfoReaderProvider) {
 	e.Add(dgst, p)
-	if u, ok := p.(cache.Unlazier); ok {
+	if u, ok := p.(bkcache.Unlazier); ok {
 		e.unlaziers = append(e.unlaziers, u)
 	}
 }
 
-// Unlazy implements cache.Unlazier.
+// Unlazy implements bkcache.Unlazier.
 func (e *epochProvider) Unlazy(ctx context.Context) error {
 	for _, u := range e.unlaziers {
 		if err := u.Unlazy(ctx); err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
-	"github.com/moby/buildkit/cache"
+	bkcache "github.com/moby/buildkit/cache"
 	bkexporter "github.com/moby/buildkit/exporter"
 	"github.com/moby/buildkit/exporter/attestation"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
@@ -28,7 +28,7 @@ import (
 // are the blob digests of ref's chain, bottom first. Other attestations,
 // SBOMs that do not decode and files that already have a comment are left
 // as they are.
-func supplementSBOMs(ctx context.Context, sg session.Group, ref cache.ImmutableRef, layers []digest.Digest, atts []bkexporter.Attestation) error {
+func supplementSBOMs(ctx context.Context, sg session.Group, ref bkcache.ImmutableRef, layers []digest.Digest, atts []bkexporter.Attestation) error {
 	if ref == nil {
 		return nil
 	}
@@ -100,7 +100,7 @@ func orEmpty(c *spdx.CreationInfo) *spdx.CreationInfo {
 // layerFinder finds the layer that created a file, reading the layers'
 // file lists top first, only as far as needed, and remembering them.
 type layerFinder struct {
-	refs   cache.RefList
+	refs   bkcache.RefList
 	layers []digest.Digest
 	// next is the next layer to read, counting down.
 	next int

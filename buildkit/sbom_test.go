@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
-	"github.com/moby/buildkit/cache"
+	bkcache "github.com/moby/buildkit/cache"
 	bkexporter "github.com/moby/buildkit/exporter"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/session"
@@ -19,13 +19,13 @@ import (
 
 // fileRef is a layer of a fake chain: its own files.
 type fileRef struct {
-	cache.ImmutableRef
+	bkcache.ImmutableRef
 	files []string
-	chain cache.RefList
+	chain bkcache.RefList
 }
 
 func (r *fileRef) FileList(context.Context, session.Group) ([]string, error) { return r.files, nil }
-func (r *fileRef) LayerChain() cache.RefList                                 { return r.chain }
+func (r *fileRef) LayerChain() bkcache.RefList                               { return r.chain }
 func (r *fileRef) Release(context.Context) error                             { return nil }
 
 // TestSupplementSBOM checks the core SPDX SBOM's files get the layer that
@@ -35,7 +35,7 @@ func (r *fileRef) Release(context.Context) error                             { r
 func TestSupplementSBOM(t *testing.T) {
 	bottom := &fileRef{files: []string{"foo", "etc/x"}}
 	top := &fileRef{files: []string{"/foo", "/.wh.etc"}}
-	top.chain = cache.RefList{bottom, top}
+	top.chain = bkcache.RefList{bottom, top}
 	layers := []digest.Digest{digest.FromString("bottom"), digest.FromString("top")}
 
 	doc := &spdx.Document{SPDXVersion: spdx.Version, DataLicense: spdx.DataLicense, SPDXIdentifier: "DOCUMENT", Files: []*spdx.File{{FileSPDXIdentifier: "f1", FileName: "/foo"}, {FileSPDXIdentifier: "f2", FileName: "/bar"}},

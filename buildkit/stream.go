@@ -11,7 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/exporter/archive"
 	"github.com/lade-build/lade/exporter/oci"
-	ladeprogress "github.com/lade-build/lade/progress"
+	"github.com/lade-build/lade/progress"
 	"github.com/moby/buildkit/client"
 	bkexporter "github.com/moby/buildkit/exporter"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -42,7 +42,7 @@ type tarStream struct {
 	report  func(error) error
 	cs      content.Provider
 	tw      *archive.TarWriter
-	pw      ladeprogress.Writer
+	pw      progress.Writer
 	closePW func()
 
 	mu    sync.Mutex

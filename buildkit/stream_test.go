@@ -15,7 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/lade-build/lade/exporter/oci"
-	"github.com/moby/buildkit/util/compression"
+	bkcompression "github.com/moby/buildkit/util/compression"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -124,7 +124,7 @@ func TestSealedBlobReachesSink(t *testing.T) {
 	var gotSize int64
 	tr.setSink(func(d ocispecs.Descriptor, n int64) { got, gotSize = d, n })
 	ctx := withTracker(context.Background(), tr)
-	fn, fin := ladeGzip.Compress(ctx, compression.Config{Type: ladeGzip})
+	fn, fin := ladeGzip.Compress(ctx, bkcompression.Config{Type: ladeGzip})
 	if fin == nil {
 		t.Fatal("no finalizer for a streaming export")
 	}

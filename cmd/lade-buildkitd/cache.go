@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
+	ctddocker "github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/moby/buildkit/cache/remotecache"
 	azblobremotecache "github.com/moby/buildkit/cache/remotecache/azblob"
 	gharemotecache "github.com/moby/buildkit/cache/remotecache/gha"
@@ -35,7 +35,7 @@ type cacheBackends struct {
 // buildkitd.toml); gha follows [cache.gha] of cfg (signing command,
 // signature verification with its state under the root); s3 and azblob
 // take everything from the build's attributes and environment.
-func newCacheBackends(cfg *config.Config, sm *session.Manager, cs content.Store, hosts docker.RegistryHosts) cacheBackends {
+func newCacheBackends(cfg *config.Config, sm *session.Manager, cs content.Store, hosts ctddocker.RegistryHosts) cacheBackends {
 	gha := cfg.Cache.GHA
 	var verifier gharemotecache.VerifierProvider
 	if gha != nil && gha.Verify.Required {

@@ -17,7 +17,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/cachedigest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/trace"
+	nettrace "golang.org/x/net/trace"
 )
 
 // debugListener listens on a debug address: host:port, tcp://host:port or
@@ -71,9 +71,9 @@ func newDebugMux(cache cacheDebug) *http.ServeMux {
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	m.Handle("/debug/vars", expvar.Handler())
 	// The address is opt-in: whoever reaches it may read request traces.
-	trace.AuthRequest = func(*http.Request) (bool, bool) { return true, true }
-	m.HandleFunc("/debug/requests", trace.Traces)
-	m.HandleFunc("/debug/events", trace.Events)
+	nettrace.AuthRequest = func(*http.Request) (bool, bool) { return true, true }
+	m.HandleFunc("/debug/requests", nettrace.Traces)
+	m.HandleFunc("/debug/events", nettrace.Events)
 	m.HandleFunc("/debug/gc", func(http.ResponseWriter, *http.Request) {
 		runtime.GC()
 		bklog.L.Debugf("triggered GC from debug endpoint")

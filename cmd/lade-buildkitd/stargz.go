@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/remotes/docker"
+	ctddocker "github.com/containerd/containerd/v2/core/remotes/docker"
 	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/reference"
+	ctdreference "github.com/containerd/containerd/v2/pkg/reference"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay/overlayutils"
 	sgzfs "github.com/containerd/stargz-snapshotter/fs"
 	sgzconf "github.com/containerd/stargz-snapshotter/fs/config"
@@ -36,7 +36,7 @@ const (
 // mounts eStargz layers lazily from their registry ([worker.oci]
 // stargzSnapshotter configures it), as buildkitd's --oci-worker-snapshotter
 // stargz.
-func stargzSnapshotter(conf map[string]any, hosts docker.RegistryHosts, sm *session.Manager) (func(string) (ctdsnapshot.Snapshotter, error), error) {
+func stargzSnapshotter(conf map[string]any, hosts ctddocker.RegistryHosts, sm *session.Manager) (func(string) (ctdsnapshot.Snapshotter, error), error) {
 	var cfg sgzconf.Config
 	if conf != nil {
 		b, err := toml.Marshal(conf)
@@ -69,7 +69,7 @@ func stargzSnapshotter(conf map[string]any, hosts docker.RegistryHosts, sm *sess
 
 // stargzSources finds, from a snapshot's labels, the registries a lazy
 // layer can be fetched from, authenticated through the build's sessions.
-func stargzSources(hosts docker.RegistryHosts, sm *session.Manager) sgzsource.GetSources {
+func stargzSources(hosts ctddocker.RegistryHosts, sm *session.Manager) sgzsource.GetSources {
 	return func(labels map[string]string) ([]sgzsource.Source, error) {
 		var out []sgzsource.Source
 		for key, ref := range labels {
@@ -77,7 +77,7 @@ func stargzSources(hosts docker.RegistryHosts, sm *session.Manager) sgzsource.Ge
 			if !ok {
 				continue
 			}
-			named, err := reference.Parse(ref)
+			named, err := ctdreference.Parse(ref)
 			if err != nil {
 				continue
 			}
@@ -89,7 +89,7 @@ func stargzSources(hosts docker.RegistryHosts, sm *session.Manager) sgzsource.Ge
 				}
 				sessions = append(sessions, sid)
 			}
-			parse := sgzsource.FromDefaultLabels(func(spec reference.Spec) ([]docker.RegistryHost, error) {
+			parse := sgzsource.FromDefaultLabels(func(spec ctdreference.Spec) ([]ctddocker.RegistryHost, error) {
 				return resolver.DefaultPool.GetResolver(hosts, named.String(), resolver.ScopeType{}, sm, session.NewGroup(sessions...)).HostsFunc(spec.Hostname())
 			})
 			src, err := parse(map[string]string{

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
+	ctddocker "github.com/containerd/containerd/v2/core/remotes/docker"
 	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
 	snproxy "github.com/containerd/containerd/v2/core/snapshots/proxy"
 	"github.com/containerd/containerd/v2/defaults"
@@ -24,7 +24,7 @@ import (
 	"github.com/lade-build/lade/buildkit"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
-	"github.com/moby/buildkit/executor/oci"
+	bkoci "github.com/moby/buildkit/executor/oci"
 	dockerfileversion "github.com/moby/buildkit/frontend/dockerfile/version"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/util/archutil"
@@ -37,7 +37,7 @@ import (
 	"github.com/moby/buildkit/version"
 	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/runc"
-	"github.com/moby/sys/user"
+	sysuser "github.com/moby/sys/user"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
@@ -65,13 +65,13 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, differ string, common
 			oc.Mode = "host"
 		}
 	}
-	processMode := oci.ProcessSandbox
+	processMode := bkoci.ProcessSandbox
 	if oc.NoProcessSandbox {
 		bklog.L.Warn("NoProcessSandbox is enabled: build containers share the daemon's PID namespace and can kill (and potentially ptrace) any process in it; enable it only when the daemon runs in a container as an unprivileged user")
 		if !oc.Rootless {
 			return nil, errors.New("can't enable NoProcessSandbox without Rootless: add --rootless (or --oci-worker-rootless) under rootlesskit")
 		}
-		processMode = oci.NoProcessSandbox
+		processMode = bkoci.NoProcessSandbox
 	}
 	nopt := netproviders.Opt{Mode: oc.Mode, CNI: cniprovider.Opt{
 		Root: cfg.Root, ConfigPath: oc.CNIConfigPath, BinaryDir: oc.CNIBinaryPath,
@@ -111,7 +111,7 @@ func buildkitVersion() client.BuildkitVersion {
 
 // identityMapping loads the subuid/subgid ranges of a user named in
 // userRemapUnsupported ("user[:group]"), as buildkitd does.
-func identityMapping(spec string) (*user.IdentityMapping, error) {
+func identityMapping(spec string) (*sysuser.IdentityMapping, error) {
 	if spec == "" {
 		return nil, nil
 	}
@@ -119,7 +119,7 @@ func identityMapping(spec string) (*user.IdentityMapping, error) {
 	if len(parts) > 2 {
 		return nil, fmt.Errorf("invalid userns remap specification in %q: use USER[:GROUP]", spec)
 	}
-	m, err := user.LoadIdentityMapping(parts[0])
+	m, err := sysuser.LoadIdentityMapping(parts[0])
 	if err != nil {
 		return nil, fmt.Errorf("failed to create ID mappings for %s: %w", parts[0], err)
 	}
@@ -171,7 +171,7 @@ func useDiffer(name string, opt *base.WorkerOpt) error {
 // system supports), or a proxy to the snapshotter serving
 // proxySnapshotterPath; stargz pulls lazily through hosts and the build's
 // sessions.
-func snapshotterFactory(root string, oc *config.OCIConfig, hosts docker.RegistryHosts, sm *session.Manager) (runc.SnapshotterFactory, error) {
+func snapshotterFactory(root string, oc *config.OCIConfig, hosts ctddocker.RegistryHosts, sm *session.Manager) (runc.SnapshotterFactory, error) {
 	name := oc.Snapshotter
 	if oc.ProxySnapshotterPath != "" {
 		return proxySnapshotter(name, oc.ProxySnapshotterPath)
@@ -237,11 +237,11 @@ func proxySnapshotter(name, path string) (runc.SnapshotterFactory, error) {
 }
 
 // dnsConfig converts the config's DNS section.
-func dnsConfig(c *config.DNSConfig) *oci.DNSConfig {
+func dnsConfig(c *config.DNSConfig) *bkoci.DNSConfig {
 	if c == nil {
 		return nil
 	}
-	return &oci.DNSConfig{Nameservers: c.Nameservers, Options: c.Options, SearchDomains: c.SearchDomains}
+	return &bkoci.DNSConfig{Nameservers: c.Nameservers, Options: c.Options, SearchDomains: c.SearchDomains}
 }
 
 // gcPolicy returns the worker's cache GC rules, buildkitd's defaults when
@@ -297,7 +297,7 @@ func formatPlatforms(ps []ocispecs.Platform) []string {
 // startWorker completes a worker's options the same way for every worker
 // kind (cache GC rules, BuildKit's version, registry hosts, the layer
 // differ) and starts it.
-func startWorker(ctx context.Context, opt base.WorkerOpt, gc config.GCConfig, root string, hosts docker.RegistryHosts, differ string) (*base.Worker, error) {
+func startWorker(ctx context.Context, opt base.WorkerOpt, gc config.GCConfig, root string, hosts ctddocker.RegistryHosts, differ string) (*base.Worker, error) {
 	opt.GCPolicy = gcPolicy(gc, root)
 	opt.BuildkitVersion = buildkitVersion()
 	opt.RegistryHosts = hosts

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
+	ctd "github.com/containerd/containerd/v2/client"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/session"
@@ -104,7 +104,7 @@ func containerdAnswers(ctx context.Context, cc config.ContainerdConfig) bool {
 		return true
 	}
 	path := strings.TrimPrefix(cc.Address, "unix://")
-	c, err := containerd.New(path, containerd.WithDefaultNamespace(cc.Namespace), containerd.WithTimeout(10*time.Second))
+	c, err := ctd.New(path, ctd.WithDefaultNamespace(cc.Namespace), ctd.WithTimeout(10*time.Second))
 	if err != nil {
 		bklog.L.Warnf("skipping containerd worker, as failed to connect client to %q: %v", path, err)
 		return false
