@@ -14,24 +14,28 @@ import (
 
 // Codec selection (issue #17). Binaries built with cgo and the build tag
 // native (`go build -tags native`, needing libdeflate-dev, libisal-dev and
-// libzstd-dev) carry native encoders and use them by default: gzip at
-// levels 1-3 through ISA-L, at levels 4-9 (the default 6 included)
-// through libdeflate, zstd through libzstd. CodecsEnv=go picks the
-// pure-Go encoders at run time; builds without the tag (CGO_ENABLED=0
-// among them) have only those. Every native encoder's bytes depend only
+// libzstd-dev) carry native encoders. gzip uses them by default: levels
+// 1-3 through ISA-L, levels 4-9 (the default 6 included) through
+// libdeflate; CodecsEnv=go picks the pure-Go gzip at run time. zstd stays
+// on klauspost's encoder unless ZstdCodecEnv=libzstd: libzstd spends full
+// match-finding on incompressible layers, which klauspost stores almost
+// for free, so it does not win on a mixed workload (docs/performance.md).
+// Builds without the tag (CGO_ENABLED=0 among them) have only the pure-Go
+// encoders. Every native encoder's bytes depend only
 // on the input, the level and the library version, never on the number
 // of cores; blob cache keys carry the encoder's name, version and level
 // (Key.Codec), so a cache never hands out one encoder's blob for another's.
 
 // CodecsEnv names the environment variable that chooses between the
-// native encoders ("native", the default where built in) and the pure-Go
-// ones ("go").
+// native gzip encoders ("native", the default where built in) and the
+// pure-Go one ("go").
 const CodecsEnv = "LADE_CODECS"
 
 // ZstdCodecEnv names the environment variable that chooses lade's zstd
-// encoder alone, over CodecsEnv: "go" (klauspost's pure-Go encoder, the
-// bytes stock BuildKit writes) or "libzstd" (the system's libzstd through
-// cgo: about a fifth less CPU for slightly smaller, different bytes).
+// encoder: "go" (klauspost's pure-Go encoder, the default: the bytes stock
+// BuildKit writes) or "libzstd" (the system's libzstd through cgo: about a
+// fifth less CPU on compressible data for slightly smaller, different
+// bytes; only in binaries built with -tags native).
 const ZstdCodecEnv = "LADE_ZSTD"
 
 // NativeCodecs reports whether this binary was built with the native
@@ -63,13 +67,7 @@ func nativeChosen() (bool, error) {
 // on an unknown value, or on a native encoder in a binary built without.
 func ZstdCodec() (string, error) {
 	switch v := strings.ToLower(strings.TrimSpace(os.Getenv(ZstdCodecEnv))); v {
-	case "":
-		native, err := nativeChosen()
-		if err != nil || !native {
-			return "", err
-		}
-		return libzstd.Version(), nil
-	case "go", "klauspost":
+	case "", "go", "klauspost":
 		return "", nil
 	case "libzstd", "native":
 		if !libzstd.Available {
@@ -107,6 +105,9 @@ func (c Compression) codec() (string, error) {
 	case Zstd:
 		return ZstdCodec()
 	case Gzip:
+		if c.Soci != nil {
+			return c.Soci.codec(), nil
+		}
 		return GzipCodec(c.EffectiveLevel())
 	}
 	return "", nil

@@ -62,3 +62,19 @@ for spec in "${npm_pkgs[@]}"; do
 		$SUDO npm install -g --no-fund --no-audit --loglevel=error "$spec" >/dev/null
 	fi
 done
+
+# libdeflate-dev and libisal-dev: the headers and libraries of lade's native
+# gzip encoders (blobs/internal/libdeflate and blobs/internal/isal; cgo
+# builds with -tags native, which also builds blobs/internal/libzstd on
+# libzstd-dev above).
+native_missing=()
+for p in libdeflate-dev libisal-dev; do
+	dpkg -s "$p" >/dev/null 2>&1 || native_missing+=("$p")
+done
+if [ ${#native_missing[@]} -eq 0 ]; then
+	echo "install-test-deps: native codec libraries present (libdeflate-dev libisal-dev)"
+else
+	echo "install-test-deps: installing ${native_missing[*]}"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${native_missing[@]}" >/dev/null
+fi

@@ -23,14 +23,14 @@ go vet ./...
 echo "== go test"
 go test -count=1 "$@" ./...
 
-echo "== go test, blobs with the native zstd encoder (-tags libzstd: cgo and libzstd-dev)"
-go test -count=1 -tags libzstd "$@" ./blobs/...
+echo "== go test, blobs with the native encoders (-tags native: cgo, libdeflate-dev, libisal-dev, libzstd-dev)"
+go test -count=1 -tags native "$@" ./blobs/...
 echo "== go test, blobs without cgo (CGO_ENABLED=0)"
 CGO_ENABLED=0 go test -count=1 "$@" ./blobs/...
 
 echo "== go test -race (the packages that share writers across goroutines)"
 go test -count=1 -race ./internal/writeback/ ./blobs/internal/pargzip/ ./cache/
-go test -count=1 -race -tags libzstd -run 'Zstd|InFlight' ./blobs/
+go test -count=1 -race -tags native -run 'Zstd|InFlight|NativeGzip' ./blobs/
 
 echo "== frontend tests (lade-buildkitd and stock buildkitd, driven by buildctl)"
 bash hack/frontend-test.sh

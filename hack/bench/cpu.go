@@ -109,9 +109,10 @@ var stageRules = []struct {
 }{
 	{stageHash, []string{"sha256"}},
 	// C code has no Go frames in a profile (runtime._ExternalCode); in the
-	// daemons the only C that runs for long is libzstd (LADE_ZSTD=libzstd).
+	// daemons the only C that runs for long is the native encoders'
+	// (libdeflate, ISA-L, libzstd: -tags native).
 	{stageCompress, []string{"klauspost/compress", "compress/flate", "compress/gzip", "pargzip", "klauspost/pgzip",
-		"internal/libzstd", "runtime._ExternalCode"}},
+		"internal/libzstd", "internal/libdeflate", "internal/isal", "runtime._ExternalCode"}},
 	{stageWrite, []string{"os.(*File).Write", "content/local.", "writeback", "net/http.(*persistConn).write", "remotes/docker"}},
 	{stageTar, []string{"archive/tar", "os.(*File).Read", "os.Open", "os.Lstat", "os.(*File).ReadDir", "os.Readlink",
 		"overlay.", "continuity/fs", "continuity/sysx", "lade/cache.", "unix.Lgetxattr", "unix.Llistxattr", "golang.org/x/sys/unix.Getdents"}},

@@ -142,9 +142,10 @@ func fatalf(format string, args ...any) {
 }
 
 // buildBinaries builds the daemons, buildctl and lade from the module,
-// lade's with the native zstd encoder (LADE_ZSTD=libzstd) available.
+// lade's with the native encoders (-tags native: libdeflate and ISA-L for
+// gzip, libzstd for zstd; LADE_CODECS=go picks the pure-Go ones).
 func buildBinaries(ctx context.Context, dir string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "libzstd", "-o", dir+"/",
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "native", "-o", dir+"/",
 		"github.com/lade-build/lade/cmd/lade-buildkitd",
 		"github.com/lade-build/lade/cmd/lade",
 		"github.com/moby/buildkit/cmd/buildctl",
