@@ -84,7 +84,7 @@ func (cw *changeWriter) writeChange(ctx context.Context, c *change) error {
 		return cw.writeWhiteout(ctx, c.p)
 	}
 	var pre *prepared
-	if c.ready != nil {
+	if c.read {
 		pre = &c.prepared
 	}
 	return cw.writeEntry(ctx, c.k, c.p, c.f, pre)
@@ -233,11 +233,10 @@ var fileBufPool = sync.Pool{New: func() any {
 // when it is open, else opened here.
 func (cw *changeWriter) copyFile(ctx context.Context, file openFile, name string, f os.FileInfo, size int64) error {
 	if file.fd < 0 {
-		fd, full, err := cw.root.openChecked(name, f)
-		if err != nil {
+		var err error
+		if file, err = cw.root.openChecked(name, f); err != nil {
 			return err
 		}
-		file = openFile{fd: fd, full: full}
 		defer file.close()
 	}
 	buf := fileBufPool.Get().(*[]byte)
@@ -247,14 +246,14 @@ func (cw *changeWriter) copyFile(ctx context.Context, file openFile, name string
 			return err
 		}
 		chunk := (*buf)[:min(left, int64(len(*buf)))]
-		if n, err := readFull(file.fd, file.full, chunk); err != nil {
+		if n, err := file.readFull(chunk); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return errShrank(file.full, size, size-left+int64(n))
+				return errShrank(file.full(), size, size-left+int64(n))
 			}
 			return err
 		}
 		if _, err := cw.tw.Write(chunk); err != nil {
-			return fmt.Errorf("copy %s: %w", file.full, err)
+			return fmt.Errorf("copy %s: %w", file.full(), err)
 		}
 		left -= int64(len(chunk))
 	}

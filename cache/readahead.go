@@ -111,10 +111,13 @@ type change struct {
 	p string
 	f os.FileInfo
 
-	// ready is closed once a reader prepared the change; nil when the
+	// read is true when a reader prepares the change; otherwise the
 	// writer reads everything itself.
+	read bool
+	// ready (one slot, made once per change and reused with it) receives
+	// a value once a reader prepared the change.
 	ready chan struct{}
-	// prepared holds what the reader found, valid once ready is closed.
+	// prepared holds what the reader found, valid once ready received.
 	prepared
 	// buf is the ring space data is read into, released up to end once
 	// written; nil when the content is not read ahead.
@@ -143,6 +146,9 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 	jobs := make(chan *change, readAheadQueue)
 	queue := make(chan *change, readAheadQueue)
 	space := newRing()
+	// free holds changes the writer is done with, for the walk to reuse:
+	// no allocation per entry once the pipeline is full.
+	free := make(chan *change, 2*readAheadQueue+workers+1)
 
 	var wg sync.WaitGroup
 	for range workers {
@@ -162,7 +168,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 				} else {
 					c.prepared = readEntry(rfs, c)
 				}
-				close(c.ready)
+				c.ready <- struct{}{}
 			}
 		}()
 	}
@@ -178,9 +184,16 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			c := &change{k: k, p: p, f: f}
+			var c *change
+			select {
+			case c = <-free:
+				*c = change{ready: c.ready}
+			default:
+				c = &change{ready: make(chan struct{}, 1)}
+			}
+			c.k, c.p, c.f = k, p, f
 			if needsReader(k, f) {
-				c.ready = make(chan struct{})
+				c.read = true
 				if wantsContent(f) {
 					var err error
 					if c.buf, c.end, err = space.reserve(ctx, f.Size()); err != nil {
@@ -207,7 +220,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 		if writeErr != nil {
 			continue // drain, so that the walk returns
 		}
-		if c.ready != nil {
+		if c.read {
 			<-c.ready // readers always finish their jobs
 		}
 		if c.err != nil {
@@ -220,6 +233,11 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 		}
 		if writeErr != nil {
 			cancel()
+			continue
+		}
+		select {
+		case free <- c:
+		default:
 		}
 	}
 	wg.Wait()

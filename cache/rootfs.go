@@ -42,6 +42,8 @@ type rootFS struct {
 	// capOnly reads only the security.capability xattr (the writer keeps
 	// no other).
 	capOnly bool
+	// xbuf is the buffer of the first xattr list or get of each entry.
+	xbuf [256]byte
 }
 
 // dirFlags open directories of the tree.
@@ -78,11 +80,17 @@ func (r *rootFS) dropParent() {
 // split returns the open parent directory of name (slash-separated, relative
 // to the root, not "." or "") and name's base.
 func (r *rootFS) split(name string) (int, string, error) {
-	dir, base := path.Split(name)
+	dir, base := ".", name
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		dir, base = name[:i], name[i+1:]
+	}
 	if base == "" || base == "." || base == ".." {
 		return -1, "", fmt.Errorf("invalid entry name %q", name)
 	}
-	fd, err := r.openDir(path.Clean("./" + dir))
+	if dir == "" {
+		dir = "."
+	}
+	fd, err := r.openDir(path.Clean(dir)) // no allocation when clean, as walks give
 	return fd, base, err
 }
 
@@ -155,11 +163,11 @@ func (r *rootFS) Lstat(name string) (os.FileInfo, error) {
 
 // openChecked opens name read-only relative to its parent, without
 // following it, and checks with fstat that it is the regular file want
-// (see sameStat). It returns the raw descriptor and the file's full name.
-func (r *rootFS) openChecked(name string, want os.FileInfo) (int, string, error) {
+// (see sameStat).
+func (r *rootFS) openChecked(name string, want os.FileInfo) (openFile, error) {
 	dir, base, err := r.split(name)
 	if err != nil {
-		return -1, "", err
+		return openFile{fd: -1}, err
 	}
 	fd, err := unix.Openat(dir, base, r.fileFlags, 0)
 	if errors.Is(err, unix.EPERM) && r.fileFlags&unix.O_NOATIME != 0 {
@@ -168,19 +176,19 @@ func (r *rootFS) openChecked(name string, want os.FileInfo) (int, string, error)
 		fd, err = unix.Openat(dir, base, r.fileFlags, 0)
 	}
 	if err != nil {
-		return -1, "", fmt.Errorf("open %s in %s: %w", name, r.dir, err)
+		return openFile{fd: -1}, fmt.Errorf("open %s in %s: %w", name, r.dir, err)
 	}
-	full := path.Join(r.dir, name)
+	f := openFile{fd: fd, dir: r.dir, name: name}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		_ = unix.Close(fd)
-		return -1, "", fmt.Errorf("stat %s: %w", full, err)
+		f.close()
+		return openFile{fd: -1}, fmt.Errorf("stat %s: %w", f.full(), err)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !sameStat(&st, want) {
-		_ = unix.Close(fd)
-		return -1, "", fmt.Errorf("%s changed while the diff was written", full)
+		f.close()
+		return openFile{fd: -1}, fmt.Errorf("%s changed while the diff was written", f.full())
 	}
-	return fd, full, nil
+	return f, nil
 }
 
 // readMeta reads the symlink target (of a symlink) and the xattrs of name,
@@ -213,36 +221,52 @@ func (r *rootFS) readMeta(name string, f os.FileInfo) prepared {
 // with the checks of openChecked: open, fstat, the xattr calls, read and
 // close, nothing else.
 func (r *rootFS) ReadSmall(name string, want os.FileInfo, buf []byte) ([]xattr, error) {
-	fd, full, err := r.openChecked(name, want)
+	f, err := r.openChecked(name, want)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	xattrs, err := r.fdXattrs(fd)
+	defer f.close()
+	xattrs, err := r.fdXattrs(f.fd)
 	if err != nil {
-		return nil, fmt.Errorf("xattrs of %s: %w", full, err)
+		return nil, fmt.Errorf("xattrs of %s: %w", f.full(), err)
 	}
-	if n, err := readFull(fd, full, buf); err != nil {
+	if n, err := f.readFull(buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, errShrank(full, int64(len(buf)), int64(n))
+			return nil, errShrank(f.full(), int64(len(buf)), int64(n))
 		}
 		return nil, err
 	}
 	return xattrs, nil
 }
 
-// readFull reads len(buf) bytes of the open file full into buf. It
-// returns the bytes read and io.ErrUnexpectedEOF when the file ends
-// first.
-func readFull(fd int, full string, buf []byte) (int, error) {
+// openFile is a regular file of the tree opened by openChecked; fd is -1
+// when none is.
+type openFile struct {
+	fd        int
+	dir, name string // the tree and the file's name in it
+}
+
+// full returns the file's path, for messages.
+func (f openFile) full() string { return path.Join(f.dir, f.name) }
+
+// close closes the file, if open.
+func (f openFile) close() {
+	if f.fd >= 0 {
+		_ = unix.Close(f.fd)
+	}
+}
+
+// readFull reads len(buf) bytes of the file into buf. It returns the
+// bytes read and io.ErrUnexpectedEOF when the file ends first.
+func (f openFile) readFull(buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
+		m, err := unix.Read(f.fd, buf[n:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return n, fmt.Errorf("copy %s: %w", full, err)
+			return n, fmt.Errorf("copy %s: %w", f.full(), err)
 		}
 		if m == 0 {
 			return n, io.ErrUnexpectedEOF
@@ -252,34 +276,20 @@ func readFull(fd int, full string, buf []byte) (int, error) {
 	return n, nil
 }
 
-// openFile is a regular file of the tree opened by openChecked; fd is -1
-// when none is.
-type openFile struct {
-	fd   int
-	full string
-}
-
-// close closes the file, if open.
-func (f openFile) close() {
-	if f.fd >= 0 {
-		_ = unix.Close(f.fd)
-	}
-}
-
 // openWithXattrs opens the regular file name, checked against its walk
 // FileInfo f, and reads its xattrs from it: one open for the xattrs and
 // the content. The caller closes the file.
 func (r *rootFS) openWithXattrs(name string, f os.FileInfo) (openFile, prepared) {
-	fd, full, err := r.openChecked(name, f)
+	file, err := r.openChecked(name, f)
 	if err != nil {
-		return openFile{fd: -1}, prepared{err: err}
+		return file, prepared{err: err}
 	}
-	xattrs, err := r.fdXattrs(fd)
+	xattrs, err := r.fdXattrs(file.fd)
 	if err != nil {
-		_ = unix.Close(fd)
-		return openFile{fd: -1}, prepared{err: fmt.Errorf("xattrs of %s: %w", full, err)}
+		file.close()
+		return openFile{fd: -1}, prepared{err: fmt.Errorf("xattrs of %s: %w", file.full(), err)}
 	}
-	return openFile{fd: fd, full: full}, prepared{xattrs: xattrs}
+	return file, prepared{xattrs: xattrs}
 }
 
 // sameStat reports whether g, the stat of an opened file, is the entry the

@@ -36,8 +36,8 @@ func TestRootFSNoEscape(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"abs", "rel", "dirlink/secret", "up" + outside + "/secret"} {
-		if fd, _, err := r.openChecked(name, secretInfo); err == nil {
-			unix.Close(fd)
+		if f, err := r.openChecked(name, secretInfo); err == nil {
+			f.close()
 			t.Errorf("OpenRegular(%q) opened a file outside the root", name)
 		}
 	}
@@ -64,11 +64,11 @@ func TestRootFSChangedEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	fd, _, err := r.openChecked("file", walked)
+	f, err := r.openChecked("file", walked)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unix.Close(fd)
+	f.close()
 	// Replaced by a symlink, then by another file, after the walk.
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestRootFSChangedEntry(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", p); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.openChecked("file", walked); !errors.Is(err, unix.ELOOP) {
+	if _, err := r.openChecked("file", walked); !errors.Is(err, unix.ELOOP) {
 		t.Errorf("symlink swapped in: %v, want ELOOP", err)
 	}
 	// Another file renamed over it (created first, so another inode).
@@ -87,7 +87,7 @@ func TestRootFSChangedEntry(t *testing.T) {
 	if err := os.Rename(other, p); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.openChecked("file", walked); err == nil {
+	if _, err := r.openChecked("file", walked); err == nil {
 		t.Error("a different file was opened")
 	}
 }

@@ -20,7 +20,7 @@ type xattr struct {
 // xattrs the writer keeps, one call instead of two or more.
 func (r *rootFS) readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]xattr, error) {
 	if r.capOnly {
-		v, err := getXattr(get, capabilityXattr)
+		v, err := getXattr(get, capabilityXattr, r.xbuf[:])
 		if errors.Is(err, unix.ENODATA) || isNoXattr(err) {
 			return nil, nil
 		}
@@ -29,13 +29,13 @@ func (r *rootFS) readXattrs(list func([]byte) (int, error), get func(string, []b
 		}
 		return []xattr{{Name: capabilityXattr, Value: v}}, nil
 	}
-	names, err := listXattrs(list)
+	names, err := listXattrs(list, r.xbuf[:])
 	if err != nil {
 		return nil, fmt.Errorf("list xattrs: %w", err)
 	}
 	out := make([]xattr, 0, len(names))
 	for _, n := range names {
-		v, err := getXattr(get, n)
+		v, err := getXattr(get, n, r.xbuf[:])
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed since listed
 		}
@@ -48,11 +48,11 @@ func (r *rootFS) readXattrs(list func([]byte) (int, error), get func(string, []b
 }
 
 // listXattrs lists the xattr names through list, sorted; none when
-// unsupported. A first call with a small buffer gets most lists at once.
-func listXattrs(list func([]byte) (int, error)) ([]string, error) {
-	var small [256]byte
+// unsupported. A first call with the small buffer gets most lists at
+// once.
+func listXattrs(list func([]byte) (int, error), small []byte) ([]string, error) {
 	for {
-		buf := small[:]
+		buf := small
 		n, err := list(buf)
 		if errors.Is(err, unix.ERANGE) {
 			var size int
@@ -79,11 +79,10 @@ func listXattrs(list func([]byte) (int, error)) ([]string, error) {
 	}
 }
 
-// getXattr reads one xattr through get: at once when it fits in a
+// getXattr reads one xattr through get: at once when it fits in the
 // small buffer, else asking its size first.
-func getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
-	var small [256]byte
-	if n, err := get(name, small[:]); !errors.Is(err, unix.ERANGE) {
+func getXattr(get func(string, []byte) (int, error), name string, small []byte) ([]byte, error) {
+	if n, err := get(name, small); !errors.Is(err, unix.ERANGE) {
 		if err != nil {
 			return nil, err
 		}
