@@ -141,7 +141,7 @@ func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Tim
 		return err
 	}
 	defer rfs.Close()
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(w, pipeCopyBuffer)
 	cw := newChangeWriter(bw, rfs, epoch)
 	if onlyCap {
 		cw.keepXattr = onlyCapability

@@ -227,9 +227,13 @@ func hashTree(dir, parentID string) (digest.Digest, int64, error) {
 }
 
 // writeDirDiff writes the OCI layer tar of the changes from lower to upper
-// (lower "" means an empty directory).
+// (lower "" means an empty directory: the single walk of WalkTree).
 func writeDirDiff(ctx context.Context, w io.Writer, lower, upper string, epoch *time.Time) error {
-	return writeChanges(ctx, w, upper, epoch, false, func(ctx context.Context, fn cfs.ChangeFunc) error {
-		return cfs.Changes(ctx, lower, upper, fn)
-	})
+	walk := WalkTree(upper)
+	if lower != "" {
+		walk = func(ctx context.Context, fn cfs.ChangeFunc) error {
+			return cfs.Changes(ctx, lower, upper, fn)
+		}
+	}
+	return writeChanges(ctx, w, upper, epoch, false, walk)
 }
