@@ -27,6 +27,11 @@ require (
 )
 
 require (
+	github.com/rs/xid v1.6.0 // indirect
+	oras.land/oras-go/v2 v2.6.2 // indirect
+)
+
+require (
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/awslabs/soci-snapshotter v0.16.1 // indirect
 	github.com/google/flatbuffers v25.12.19+incompatible // indirect

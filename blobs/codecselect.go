@@ -105,6 +105,9 @@ func (c Compression) codec() (string, error) {
 	case Zstd:
 		return ZstdCodec()
 	case Gzip:
+		if c.Soci != nil {
+			return c.Soci.codec(), nil
+		}
 		return GzipCodec(c.EffectiveLevel())
 	}
 	return "", nil

@@ -52,6 +52,8 @@ func ParseType(s string) (Type, error) {
 type Compression struct {
 	Type  Type
 	Level *int
+	// Soci, with Type Gzip, builds a zTOC per layer (see Soci).
+	Soci *Soci
 }
 
 // String renders the compression as "type" or "type:level".
@@ -162,6 +164,9 @@ func (c Compression) newWriter(w io.Writer, workers int) (io.WriteCloser, error)
 	case GzipCompat:
 		return stdgzip.NewWriterLevel(w, level)
 	case Gzip:
+		if c.Soci != nil {
+			return newSociWriter(w, level, *c.Soci)
+		}
 		if codec, err := GzipCodec(level); err != nil || codec != "" {
 			if err != nil {
 				return nil, err

@@ -49,12 +49,25 @@ type Options struct {
 	// Locker, with Cache, makes processes sharing a store compute each
 	// shared layer once.
 	Locker blobs.Locker
+	// Soci builds a zTOC for each new gzip layer while it is compressed and
+	// packages the image as a SOCI-enabled image (SOCI index manifest v2,
+	// see soci.go); it needs gzip and OCI media types, and always writes an
+	// index.
+	Soci bool
+	// SociSpanSize is the zTOC span size; 0 means 4 MiB.
+	SociSpanSize int64
+	// SociMinLayerSize is the smallest layer blob given a zTOC; 0 means
+	// 10 MiB, -1 every layer.
+	SociMinLayerSize int64
 }
 
 // Validate checks the options on their own.
 func (o Options) Validate() error {
 	c := o.compression()
 	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := o.validateSoci(); err != nil {
 		return err
 	}
 	if o.Concurrency < 0 {

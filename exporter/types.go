@@ -78,6 +78,10 @@ type LayerResult struct {
 	EpochApplied bool `json:"epochApplied,omitempty"`
 	// RefID identifies the ref the layer came from.
 	RefID string `json:"refID,omitempty"`
+	// Ztoc is the digest of the layer's zTOC (soci=true), ZtocSpans its
+	// span count.
+	Ztoc      digest.Digest `json:"ztoc,omitempty"`
+	ZtocSpans int           `json:"ztocSpans,omitempty"`
 }
 
 // PlatformResult is the result for one platform.
@@ -88,6 +92,9 @@ type PlatformResult struct {
 	Layers   []LayerResult      `json:"layers"`
 	// Repairs lists every change made to the given history.
 	Repairs []string `json:"repairs,omitempty"`
+	// SociIndex is the platform's SOCI index as listed in the image index
+	// (soci=true and a layer with a zTOC).
+	SociIndex *ocispec.Descriptor `json:"sociIndex,omitempty"`
 }
 
 // Result is what Commit returns.

@@ -80,7 +80,7 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 		res.Platforms = append(res.Platforms, pr)
 	}
 	res.Created = w.rootCreated(jobs, opts)
-	if len(jobs) == 1 && !opts.Index {
+	if len(jobs) == 1 && !opts.Index && res.Platforms[0].SociIndex == nil {
 		res.Descriptor = res.Platforms[0].Manifest
 		// The manifest-descriptor annotations stay on the root, so they
 		// reach index.json and the response as in BuildKit.
@@ -97,7 +97,7 @@ func (w *ImageWriter) Commit(ctx context.Context, src Source, opts Options) (Res
 // shared by platforms of different epochs is computed once per epoch).
 func (w *ImageWriter) computeLayers(ctx context.Context, jobs []*platformJob, opts Options) ([][]blobs.DiffPair, error) {
 	bopts := blobs.Options{
-		Compression: opts.compression(), Force: opts.ForceCompression,
+		Compression: w.sociCompression(ctx, opts.compression(), opts), Force: opts.ForceCompression,
 		Concurrency: opts.Concurrency, Cache: opts.Cache, Progress: opts.Progress,
 		Locker: opts.Locker,
 	}
@@ -232,11 +232,18 @@ func (w *ImageWriter) commitPlatform(ctx context.Context, j *platformJob, pairs 
 	if err := writeBlob(ctx, w.store, cfgDesc, cfgBytes, nil, opts.Progress, "config"); err != nil {
 		return PlatformResult{}, err
 	}
-	mfst, err := w.writeManifest(ctx, j, cfgDesc, layers, ann, opts)
+	sociIndex, err := w.writeSociIndex(ctx, layers, opts)
 	if err != nil {
 		return PlatformResult{}, err
 	}
-	return PlatformResult{Platform: j.platform, Manifest: mfst, Config: cfgDesc, Layers: results, Repairs: norm.Repairs}, nil
+	mfst, err := w.writeManifest(ctx, j, cfgDesc, layers, withSociIndex(ann, platforms.Format(j.platform), sociIndex), opts)
+	if err != nil {
+		return PlatformResult{}, err
+	}
+	ztocResults(results, pairs)
+	pr := PlatformResult{Platform: j.platform, Manifest: mfst, Config: cfgDesc, Layers: results, Repairs: norm.Repairs}
+	pr.SociIndex = sociIndexEntry(sociIndex, pr)
+	return pr, nil
 }
 
 // layerDescriptors returns the manifest's layers (internal annotations kept
@@ -328,6 +335,7 @@ func (w *ImageWriter) writeIndex(ctx context.Context, prs []PlatformResult, ann 
 		idx.Manifests = append(idx.Manifests, pr.Manifest)
 		labels[fmt.Sprintf("containerd.io/gc.ref.content.m.%d", i)] = pr.Manifest.Digest.String()
 	}
+	idx.Manifests = append(idx.Manifests, sociIndexManifests(prs, len(prs), labels)...)
 	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("marshal index: %w", err)

@@ -38,6 +38,10 @@ type stream struct {
 	started bool // header written, output goroutine running
 	closed  atomic.Bool
 
+	onBlock func(Boundary) // see OnBlock; called by the output goroutine
+	outN    int64          // compressed bytes written (header included)
+	inN     int64          // uncompressed bytes written, block by block
+
 	errMu sync.Mutex
 	err   error
 }
@@ -60,6 +64,32 @@ func (p *Pool) NewWriter(w io.Writer, level int) (*Writer, error) {
 	zw := &Writer{st}
 	runtime.AddCleanup(zw, (*stream).abandon, st)
 	return zw, nil
+}
+
+// WindowSize is the length of Boundary.Window: deflate's 32 KiB window.
+const WindowSize = 32 << 10
+
+// Boundary is the start of a block other than the first: the deflate
+// stream is byte-aligned there (the previous block ended with a sync
+// flush) and needs no more history than Window, so a reader can start
+// inflating at Compressed with Window as its dictionary.
+type Boundary struct {
+	// Compressed is the block's offset in the gzip stream (header included).
+	Compressed int64
+	// Uncompressed is the block's offset in the uncompressed data.
+	Uncompressed int64
+	// Window is the WindowSize bytes of uncompressed data before the
+	// block. It is valid only during the call.
+	Window []byte
+}
+
+// OnBlock sets f to be called at each block boundary, in stream order, once
+// the bytes before it were written to the underlying writer and before any
+// byte after it is (so f sees the output's writes and its own calls in one
+// order). f runs on the stream's output goroutine and must not block for
+// long. OnBlock must be called before the first Write.
+func (w *Writer) OnBlock(f func(Boundary)) {
+	w.onBlock = f
 }
 
 // Write compresses p. As with pgzip, an error of the underlying writer may
@@ -140,6 +170,7 @@ func (s *stream) start() error {
 	case flate.BestSpeed:
 		hdr[8] = 4
 	}
+	s.outN = int64(len(hdr))
 	go s.output()
 	if _, err := s.w.Write(hdr[:]); err != nil {
 		s.fail(err)
@@ -193,9 +224,21 @@ func (s *stream) output() {
 			if err != nil {
 				s.fail(err)
 			}
+			s.boundary(c)
 		}
 		s.put(c)
 	}
+}
+
+// boundary counts block c as written and reports the start of the next
+// block to the OnBlock function: c is full, so it holds the window.
+func (s *stream) boundary(c *slot) {
+	s.outN += int64(len(c.out))
+	s.inN += int64(len(c.in))
+	if s.onBlock == nil || c.final || s.error() != nil {
+		return
+	}
+	s.onBlock(Boundary{Compressed: s.outN, Uncompressed: s.inN, Window: c.in[len(c.in)-WindowSize:]})
 }
 
 // abandon finishes a stream whose Writer was dropped without Close, so
