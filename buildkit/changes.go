@@ -49,8 +49,12 @@ func mountedChanges(lower, upper []mount.Mount, walkOnly bool) cache.ChangeSourc
 	}
 }
 
-// walkTrees walks two mounted trees (lower "" is an empty directory).
+// walkTrees walks two mounted trees (lower "" is an empty directory:
+// cache.WalkTree, continuity's single walk for fewer system calls).
 func walkTrees(lower, upper string) cache.WalkFunc {
+	if lower == "" {
+		return cache.WalkTree(upper)
+	}
 	return func(ctx context.Context, fn cfs.ChangeFunc) error {
 		return cfs.Changes(ctx, lower, upper, fn)
 	}
