@@ -44,7 +44,10 @@ Outputs (--output, repeatable):
 Shared attributes: compression=gzip|gzip-compat|zstd|uncompressed,
 compression-level=N, force-compression, oci-mediatypes=true|false,
 source-date-epoch=SECONDS (default: $SOURCE_DATE_EPOCH), rewrite-timestamp,
-keep-empty-layers, repair-history, index, annotation[-LEVEL][[PLATFORM]].KEY=V.
+keep-empty-layers, repair-history, index, annotation[-LEVEL][[PLATFORM]].KEY=V,
+soci=true (a zTOC per gzip layer, built while it is compressed, packaged as
+a SOCI-enabled image) with soci-span-size=BYTES (4 MiB) and
+soci-min-layer-size=BYTES (10 MiB; 0: every layer).
 
 Examples:
   lade export -o type=image,name=hello examples/hello
@@ -127,6 +130,7 @@ func exportAll(ctx context.Context, s *imagestore.Store, inputs []platformInput,
 var exportOnlyKeys = []string{
 	"compression", "compression-level", "force-compression", "oci-mediatypes",
 	"rewrite-timestamp", "keep-empty-layers", "repair-history", "index",
+	"soci", "soci-span-size", "soci-min-layer-size",
 }
 
 // parseOutputs parses every --output, adding --annotation and the

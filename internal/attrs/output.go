@@ -49,7 +49,7 @@ type Output struct {
 var commonKeys = []string{
 	"type", "name", "compression", "compression-level", "force-compression",
 	"oci-mediatypes", "rewrite-timestamp", "keep-empty-layers", "source-date-epoch",
-	"repair-history", "index",
+	"repair-history", "index", "soci", "soci-span-size", "soci-min-layer-size",
 }
 
 // typeKeys are the keys of one output type only.
@@ -202,8 +202,30 @@ func (o *Output) setOption(k, v string) error {
 		opts.Index, err = ParseBool(k, v)
 	case "source-date-epoch":
 		opts.Epoch, err = ParseEpoch(v)
+	case "soci":
+		opts.Soci, err = ParseBool(k, v)
+	case "soci-span-size", "soci-min-layer-size":
+		return setSociSize(opts, k, v)
 	}
 	return err
+}
+
+// setSociSize parses a SOCI size in bytes, as soci-snapshotter's CLI takes
+// them; soci-min-layer-size=0 gives every layer a zTOC.
+func setSociSize(opts *exporter.Options, k, v string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || (k == "soci-span-size" && n == 0) {
+		return fmt.Errorf("%s=%q is not a size in bytes: use e.g. %d", k, v, map[string]int64{"soci-span-size": 4 << 20, "soci-min-layer-size": 10 << 20}[k])
+	}
+	switch {
+	case k == "soci-span-size":
+		opts.SociSpanSize = n
+	case n == 0:
+		opts.SociMinLayerSize = -1
+	default:
+		opts.SociMinLayerSize = n
+	}
+	return nil
 }
 
 // ParseEpoch parses a SOURCE_DATE_EPOCH value (Unix seconds); the empty
