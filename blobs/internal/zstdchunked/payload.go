@@ -50,10 +50,14 @@ func (p *payload) reset() {
 	p.chunks = p.chunks[:0]
 }
 
-// write adds content bytes.
+// write adds content bytes. The rolling checksum runs on local copies of
+// its state: this loop is the writer's hottest.
 func (p *payload) write(b []byte) {
 	seg := 0 // start of the data not yet emitted
-	for i, c := range b {
+	rs := &p.rs
+	s1, s2, wofs := rs.s1, rs.s2, rs.wofs
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c == 0 {
 			if p.zeros == 0 {
 				p.emit(b[seg:i])
@@ -62,15 +66,23 @@ func (p *payload) write(b []byte) {
 			continue
 		}
 		if p.zeros > 0 {
+			rs.s1, rs.s2, rs.wofs = s1, s2, wofs
 			p.flushZeros()
+			s1, s2, wofs = rs.s1, rs.s2, rs.wofs
 			seg = i
 		}
-		if p.rs.roll(c) {
+		drop := uint32(rs.window[wofs&(rollWindow-1)])
+		s1 += uint32(c) - drop
+		s2 += s1 - rollWindow*(drop+rollCharOffset)
+		rs.window[wofs&(rollWindow-1)] = c
+		wofs = (wofs + 1) & (rollWindow - 1)
+		if s2&rollSplitMask == rollSplitMask {
 			p.emit(b[seg : i+1])
 			p.endChunk(chunkTypeData)
 			seg = i + 1
 		}
 	}
+	rs.s1, rs.s2, rs.wofs = s1, s2, wofs
 	if p.zeros == 0 {
 		p.emit(b[seg:])
 	}
