@@ -19,6 +19,12 @@ type Defaults struct {
 	// (and so the blob and manifest digests) of stock BuildKit, instead of
 	// lade's parallel gzip. compression=gzip then means gzip-compat.
 	GzipCompat bool
+	// StockTarMetadata sends a type=oci tar once the image is written, so
+	// that its file metadata carries the digest, descriptor and config
+	// digest as stock's. Without it, an OCI tar without SOURCE_DATE_EPOCH
+	// starts while the layers are computed (stream.go) and its metadata
+	// names the image only.
+	StockTarMetadata bool
 }
 
 // daemonDefaults are the Defaults of every worker's exporters in this

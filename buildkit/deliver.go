@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/epoch"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/docker"
 	"github.com/lade-build/lade/exporter/oci"
 	bkexporter "github.com/moby/buildkit/exporter"
@@ -188,6 +189,17 @@ func withCreated(desc ocispecs.Descriptor, p *plan) ocispecs.Descriptor {
 		a[ocispecs.AnnotationCreated] = createdOf(p).Format(time.RFC3339)
 	}
 	desc.Annotations = a
+	return desc
+}
+
+// withPlatform sets the platform of a single-platform image on its root
+// descriptor, as BuildKit's image writer returns it: the response, the
+// index.json of OCI and docker tars and the image record then carry it.
+func withPlatform(desc ocispecs.Descriptor, p *plan, res exporter.Result) ocispecs.Descriptor {
+	if !p.index && len(res.Platforms) == 1 {
+		pl := res.Platforms[0].Platform
+		desc.Platform = &pl
+	}
 	return desc
 }
 

@@ -180,7 +180,7 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 		dst = io.MultiWriter(zw, diffID.Hash())
 	}
 
-	layer, err := cache.NewChangesRef(ref, src, cache.ChangesOptions{})
+	layer, err := cache.NewChangesRef(ref, src, cache.ChangesOptions{OnlyCapabilityXattr: true})
 	if err != nil {
 		return ocispecs.Descriptor{}, err
 	}

@@ -81,6 +81,7 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 	if !i.isImage() {
 		desc = withCreated(desc, p)
 	}
+	desc = withPlatform(desc, p, res)
 	resp, err := i.response(p, res, desc, tr)
 	if err != nil {
 		return nil, nil, nil, err
@@ -131,6 +132,7 @@ func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuil
 		}
 		src.Platforms = append(src.Platforms, exporter.PlatformSource{
 			Platform: platforms.Format(pp.platform), Ref: top, Config: cfg, BaseHistory: pp.baseHistory, BaseLayers: baseLayers(pp),
+			Epoch: pp.epoch,
 		})
 	}
 	pw, closePW := newBridge(ctx)
@@ -207,13 +209,10 @@ func (i *instance) attach(ctx context.Context, p *plan, res exporter.Result, sid
 // response builds BuildKit's response metadata and lade's report.
 func (i *instance) response(p *plan, res exporter.Result, desc ocispecs.Descriptor, tr *tracker) (map[string]string, error) {
 	resp := map[string]string{exptypes.ExporterImageDigestKey: desc.Digest.String()}
-	rd := desc
 	if !p.index && len(res.Platforms) == 1 {
 		resp[exptypes.ExporterImageConfigDigestKey] = res.Platforms[0].Config.Digest.String()
-		pl := res.Platforms[0].Platform
-		rd.Platform = &pl
 	}
-	dt, err := json.Marshal(rd)
+	dt, err := json.Marshal(desc)
 	if err != nil {
 		return nil, err
 	}

@@ -27,10 +27,12 @@ type plan struct {
 	platforms []*platformPlan
 	// index is true when the output is an index even for one platform:
 	// the frontend returned a platform map, or attestations are attached.
-	index       bool
-	oci         bool
-	compat      int
-	started     time.Time
+	index   bool
+	oci     bool
+	compat  int
+	started time.Time
+	// epoch is the build-wide SOURCE_DATE_EPOCH (the attribute, or the
+	// frontend's source.date.epoch); nil when only platforms have one.
 	epoch       *time.Time
 	annotations exporter.Annotations
 	// epochLayers are the blobs made with file times clamped to the epoch
@@ -49,6 +51,9 @@ type platformPlan struct {
 	baseHistory int
 	baseDiffIDs []digest.Digest
 	atts        []bkexporter.Attestation
+	// epoch is the platform's SOURCE_DATE_EPOCH: the build-wide one, else
+	// the frontend's source.date.epoch/<id>.
+	epoch *time.Time
 	// Filled by exportLayers.
 	remote *solver.Remote
 	metas  []layerMeta
@@ -89,7 +94,7 @@ func (i *instance) newPlan(src *bkexporter.Source, compat int) (*plan, error) {
 	if !p.oci && len(src.Attestations) > 0 && p.index {
 		return nil, fmt.Errorf("cannot export attestations with oci-mediatypes=false: Docker manifest lists cannot carry them")
 	}
-	if p.epoch, err = i.epochOf(src, ps); err != nil {
+	if err := i.readEpochs(src, p); err != nil {
 		return nil, err
 	}
 	if p.annotations, err = i.mergeAnnotations(src.Metadata); err != nil {
@@ -159,18 +164,33 @@ func (i *instance) defaultOCITypes(compat int, src *bkexporter.Source) bool {
 	return containerimage.DefaultOCITypes(compat, src)
 }
 
-// epochOf returns SOURCE_DATE_EPOCH: the attribute (which BuildKit also
-// fills from the SOURCE_DATE_EPOCH build argument), else the frontend's
-// metadata, global first. source-date-epoch="" means no epoch at all.
-func (i *instance) epochOf(src *bkexporter.Source, ps exptypes.Platforms) (*time.Time, error) {
-	if e := i.s.out.Options.Epoch; e != nil || i.s.epochReset {
-		return e, nil
+// readEpochs sets SOURCE_DATE_EPOCH as BuildKit's image writer reads it:
+// the attribute (which BuildKit also fills from the SOURCE_DATE_EPOCH
+// build argument), else the frontend's build-wide source.date.epoch, for
+// every platform; without either, each platform's own
+// source.date.epoch/<id> (a multi-platform dockerui build). source-date-
+// epoch="" means no epoch at all.
+func (i *instance) readEpochs(src *bkexporter.Source, p *plan) error {
+	p.epoch = i.s.out.Options.Epoch
+	if p.epoch == nil && !i.s.epochReset {
+		tm, err := bkepoch.ParseSource(src, nil)
+		if err != nil {
+			return err
+		}
+		p.epoch = tm
 	}
-	tm, err := bkepoch.ParseSource(src, nil)
-	if err != nil || tm != nil || len(ps.Platforms) == 0 {
-		return tm, err
+	for _, pp := range p.platforms {
+		pp.epoch = p.epoch
+		if p.epoch != nil || i.s.epochReset {
+			continue
+		}
+		tm, err := bkepoch.ParseSource(src, &exptypes.Platform{ID: pp.id, Platform: pp.platform})
+		if err != nil {
+			return err
+		}
+		pp.epoch = tm
 	}
-	return bkepoch.ParseSource(src, &ps.Platforms[0])
+	return nil
 }
 
 // mergeAnnotations merges the frontend's annotations (metadata keys

@@ -23,12 +23,22 @@ import (
 // each platform's remote (descriptors bottom first, and a provider that
 // can fetch lazy base layers).
 func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) error {
-	if i.rewriting(plan) {
-		return i.exportEpochLayers(ctx, plan, sid)
+	var plain, clamped []*platformPlan
+	for _, pp := range plan.platforms {
+		if i.rewriting(pp) {
+			clamped = append(clamped, pp)
+		} else {
+			plain = append(plain, pp)
+		}
+	}
+	if len(clamped) > 0 {
+		if err := i.exportEpochLayers(ctx, plan, clamped, sid); err != nil || len(plain) == 0 {
+			return err
+		}
 	}
 	done := oneOff(ctx, "exporting layers")
 	eg, ectx := errgroup.WithContext(ctx)
-	for _, pp := range plan.platforms {
+	for _, pp := range plain {
 		if pp.ref == nil {
 			pp.remote = &solver.Remote{Provider: i.e.opt.ContentStore}
 			continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -50,9 +51,11 @@ func NewTimestampRewriter(store blobs.Store, lm leases.Manager, refs bkcache.Acc
 	return &TimestampRewriter{computer: blobs.NewComputer(store), cache: &epochCache{leases: lm}, refs: refs}
 }
 
-// rewriting reports whether the export clamps the new layers' file times.
-func (i *instance) rewriting(p *plan) bool {
-	return i.s.out.Options.RewriteTimestamp && p.epoch != nil
+// rewriting reports whether the export clamps the new layers' file times
+// of platform pp: rewrite-timestamp and an epoch for pp (BuildKit leaves a
+// platform without one as it is).
+func (i *instance) rewriting(pp *platformPlan) bool {
+	return i.s.out.Options.RewriteTimestamp && pp.epoch != nil
 }
 
 // epochChain is one platform's chain during an epoch export.
@@ -65,7 +68,8 @@ type epochChain struct {
 	provider *epochProvider
 }
 
-// epochJob is one new layer, shared by the chains that contain it.
+// epochJob is one new layer at one epoch, shared by the chains that
+// contain it with that epoch.
 type epochJob struct {
 	chain *epochChain
 	index int
@@ -75,11 +79,12 @@ type epochJob struct {
 // exportEpochLayers is exportLayers for rewrite-timestamp=true: the base
 // image's layers keep their blobs (BuildKit's, compressed as asked), every
 // other layer is computed by the TimestampRewriter with its file times
-// clamped to the epoch. A layer that cannot be computed fails the export.
-func (i *instance) exportEpochLayers(ctx context.Context, p *plan, sid string) error {
-	done := oneOff(ctx, fmt.Sprintf("exporting layers (lade, file times clamped to source-date-epoch %d in the diff)", p.epoch.Unix()))
+// clamped to its platform's epoch. A layer that cannot be computed fails
+// the export. pps are the platforms that have an epoch.
+func (i *instance) exportEpochLayers(ctx context.Context, p *plan, pps []*platformPlan, sid string) error {
+	done := oneOff(ctx, fmt.Sprintf("exporting layers (lade, file times clamped to source-date-epoch %s in the diff)", epochsOf(pps)))
 	sg := session.NewGroup(sid)
-	chains := make([]*epochChain, len(p.platforms))
+	chains := make([]*epochChain, len(pps))
 	defer func() {
 		for _, c := range chains {
 			if c != nil {
@@ -88,7 +93,7 @@ func (i *instance) exportEpochLayers(ctx context.Context, p *plan, sid string) e
 		}
 	}()
 	eg, ectx := errgroup.WithContext(ctx)
-	for n, pp := range p.platforms {
+	for n, pp := range pps {
 		eg.Go(func() error {
 			c, err := i.readChain(ectx, pp, sg)
 			chains[n] = c
@@ -98,7 +103,7 @@ func (i *instance) exportEpochLayers(ctx context.Context, p *plan, sid string) e
 	if err := eg.Wait(); err != nil {
 		return done(err)
 	}
-	jobs, err := i.computeEpochLayers(ctx, p, chains, sg)
+	jobs, err := i.computeEpochLayers(ctx, chains, sg)
 	if err != nil {
 		return done(err)
 	}
@@ -106,8 +111,8 @@ func (i *instance) exportEpochLayers(ctx context.Context, p *plan, sid string) e
 	for _, c := range chains {
 		descs := append([]ocispecs.Descriptor(nil), c.base...)
 		for n := len(c.base); n < len(c.refs); n++ {
-			pair := jobs[c.refs[n].ID()].pair
-			descs = append(descs, rewrittenDesc(pair.Blob, *p.epoch))
+			pair := jobs[jobKey(c, n)].pair
+			descs = append(descs, rewrittenDesc(pair.Blob, *c.pp.epoch))
 			p.epochLayers[pair.Blob.Digest] = true
 		}
 		c.pp.remote = &solver.Remote{Descriptors: descs, Provider: c.provider}
@@ -164,16 +169,35 @@ func (i *instance) readChain(ctx context.Context, pp *platformPlan, sg session.G
 	return c, nil
 }
 
-// computeEpochLayers computes every new layer of the chains once, under
-// the worker's concurrency bound, and returns them by BuildKit ref ID.
-func (i *instance) computeEpochLayers(ctx context.Context, p *plan, chains []*epochChain, sg session.Group) (map[string]*epochJob, error) {
+// epochsOf lists the distinct epochs of pps, for progress.
+func epochsOf(pps []*platformPlan) string {
+	var out []string
+	seen := map[int64]bool{}
+	for _, pp := range pps {
+		if u := pp.epoch.Unix(); !seen[u] {
+			seen[u] = true
+			out = append(out, strconv.FormatInt(u, 10))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// jobKey names layer n of chain c at its platform's epoch.
+func jobKey(c *epochChain, n int) string {
+	return c.refs[n].ID() + "@" + strconv.FormatInt(c.pp.epoch.UnixNano(), 10)
+}
+
+// computeEpochLayers computes every new layer of the chains once per
+// epoch, under the worker's concurrency bound, and returns them by
+// jobKey.
+func (i *instance) computeEpochLayers(ctx context.Context, chains []*epochChain, sg session.Group) (map[string]*epochJob, error) {
 	jobs := map[string]*epochJob{}
 	var order []*epochJob
 	for _, c := range chains {
 		for n := len(c.base); n < len(c.refs); n++ {
-			if _, ok := jobs[c.refs[n].ID()]; !ok {
+			if _, ok := jobs[jobKey(c, n)]; !ok {
 				j := &epochJob{chain: c, index: n}
-				jobs[c.refs[n].ID()] = j
+				jobs[jobKey(c, n)] = j
 				order = append(order, j)
 			}
 		}
@@ -186,7 +210,7 @@ func (i *instance) computeEpochLayers(ctx context.Context, p *plan, chains []*ep
 	eg.SetLimit(limit)
 	for _, j := range order {
 		eg.Go(func() error {
-			pair, err := i.epochLayer(ectx, j, p.epoch, sg)
+			pair, err := i.epochLayer(ectx, j, j.chain.pp.epoch, sg)
 			if err != nil {
 				return fmt.Errorf("rewrite-timestamp: layer %d of %d (%s) of %s: %w", j.index+1, len(j.chain.refs),
 					describeRef(j.chain.refs[j.index]), j.chain.pp.id, err)
@@ -231,7 +255,7 @@ func (i *instance) epochLayerOnce(ctx context.Context, j *epochJob, epoch *time.
 		}
 		defer release()
 		l.walkOnly = walkOnly
-		if inner, err = cache.NewChangesRef("buildkit:"+r.ID(), l.changes, cache.ChangesOptions{Description: r.GetDescription()}); err != nil {
+		if inner, err = cache.NewChangesRef("buildkit:"+r.ID(), l.changes, cache.ChangesOptions{Description: r.GetDescription(), OnlyCapabilityXattr: true}); err != nil {
 			return blobs.DiffPair{}, err
 		}
 	}

@@ -62,11 +62,12 @@ type tarStream struct {
 
 // openTarStream opens the client's file at the start of the export and
 // starts its OCI tar when the output is an OCI tar without
-// SOURCE_DATE_EPOCH; it returns nil otherwise. The file's metadata then
-// carries the image name only: the digests are not known yet (they are in
-// the build's response as usual).
+// SOURCE_DATE_EPOCH, unless the daemon sends stock's tar metadata
+// (Defaults.StockTarMetadata); it returns nil otherwise. The file's
+// metadata then carries the image name only: the digests are not known
+// yet (they are in the build's response as usual).
 func (i *instance) openTarStream(ctx context.Context, p *plan, src *bkexporter.Source, sid string) (*tarStream, error) {
-	if i.e.typ != client.ExporterOCI || !i.s.out.Tar || p.epoch != nil {
+	if i.e.typ != client.ExporterOCI || !i.s.out.Tar || p.epoch != nil || i.e.opt.Defaults.StockTarMetadata {
 		return nil, nil
 	}
 	tagged, err := tagNames(i.names(src))

@@ -12,6 +12,7 @@ const (
 	flagKeepEmptyLayers = "keep-empty-layers"
 	flagGzipCompat      = "gzip-compat"
 	flagStockCompat     = "stock-compat"
+	flagStockTarMD      = "stock-tar-metadata"
 )
 
 // compatFlags are lade-buildkitd's switches that turn lade's intended
@@ -35,7 +36,11 @@ func compatFlags() []cli.Flag {
 			Sources: cli.EnvVars("LADE_KEEP_EMPTY_LAYERS"), Action: set(func(d *buildkit.Defaults) { d.KeepEmptyLayers = true })},
 		&cli.BoolFlag{Name: flagGzipCompat, Usage: "write gzip layers with Go's compress/gzip, byte-identical to stock buildkitd's (compression=gzip means gzip-compat)",
 			Sources: cli.EnvVars("LADE_GZIP_COMPAT"), Action: set(func(d *buildkit.Defaults) { d.GzipCompat = true })},
-		&cli.BoolFlag{Name: flagStockCompat, Usage: "both --keep-empty-layers and --gzip-compat: images identical to stock buildkitd's",
-			Sources: cli.EnvVars("LADE_STOCK_COMPAT"), Action: set(func(d *buildkit.Defaults) { *d = buildkit.Defaults{KeepEmptyLayers: true, GzipCompat: true} })},
+		&cli.BoolFlag{Name: flagStockTarMD, Usage: "send type=oci tars once the image is written, with stock buildkitd's file metadata (digest, descriptor), instead of starting them while layers are computed",
+			Sources: cli.EnvVars("LADE_STOCK_TAR_METADATA"), Action: set(func(d *buildkit.Defaults) { d.StockTarMetadata = true })},
+		&cli.BoolFlag{Name: flagStockCompat, Usage: "--keep-empty-layers, --gzip-compat and --stock-tar-metadata: images and outputs identical to stock buildkitd's",
+			Sources: cli.EnvVars("LADE_STOCK_COMPAT"), Action: set(func(d *buildkit.Defaults) {
+				*d = buildkit.Defaults{KeepEmptyLayers: true, GzipCompat: true, StockTarMetadata: true}
+			})},
 	}
 }

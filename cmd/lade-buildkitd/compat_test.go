@@ -20,7 +20,8 @@ func TestCompatFlags(t *testing.T) {
 		{nil, nil, buildkit.Defaults{}},
 		{[]string{"--keep-empty-layers"}, nil, buildkit.Defaults{KeepEmptyLayers: true}},
 		{[]string{"--gzip-compat"}, nil, buildkit.Defaults{GzipCompat: true}},
-		{nil, map[string]string{"LADE_STOCK_COMPAT": "1"}, buildkit.Defaults{KeepEmptyLayers: true, GzipCompat: true}},
+		{[]string{"--stock-tar-metadata"}, nil, buildkit.Defaults{StockTarMetadata: true}},
+		{nil, map[string]string{"LADE_STOCK_COMPAT": "1"}, buildkit.Defaults{KeepEmptyLayers: true, GzipCompat: true, StockTarMetadata: true}},
 	} {
 		buildkit.SetDaemonDefaults(buildkit.Defaults{})
 		for k, v := range tc.env {
