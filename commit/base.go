@@ -14,46 +14,50 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// base is the base image of a commit, resolved for one platform.
-type base struct {
-	// manifest is the base manifest; zero without a base.
-	manifest ocispec.Descriptor
-	// config is the base config JSON; nil without a base.
-	config []byte
-	// top is the base's last layer as a stored ref; nil without layers.
-	top cache.Ref
-	// layers is the number of base layers.
-	layers int
+// Base is a base image resolved for one platform.
+type Base struct {
+	// Manifest is the base manifest; zero without a base.
+	Manifest ocispec.Descriptor
+	// Config is the base config JSON; nil without a base.
+	Config []byte
+	// Top is the base's last layer as a stored ref; nil without layers.
+	Top cache.Ref
+	// Layers is the number of base layers.
+	Layers int
+	// History is the number of entries in the base config's history.
+	History int
 }
 
-// loadBase reads the base rooted at root for platform want (nil: the
-// host's) and returns its layers as stored refs, reused as they are.
-func loadBase(ctx context.Context, p content.Provider, root ocispec.Descriptor, want *ocispec.Platform) (base, error) {
+// LoadBase reads the base rooted at root (a manifest, or an index and
+// platform want; nil: the host's) from p, every blob verified, and returns
+// its layers as stored refs, reused as they are. A zero root is no base.
+// It is the one base-image loader of commit, lade export and lade commit.
+func LoadBase(ctx context.Context, p content.Provider, root ocispec.Descriptor, want *ocispec.Platform) (Base, error) {
 	if root.Digest == "" {
-		return base{}, nil
+		return Base{}, nil
 	}
 	mdesc, err := pickManifest(ctx, p, root, want)
 	if err != nil {
-		return base{}, fmt.Errorf("base %s: %w", root.Digest, err)
+		return Base{}, fmt.Errorf("base %s: %w", root.Digest, err)
 	}
 	mb, err := archive.ReadVerified(ctx, p, mdesc)
 	if err != nil {
-		return base{}, fmt.Errorf("base manifest: %w", err)
+		return Base{}, fmt.Errorf("base manifest: %w", err)
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(mb, &m); err != nil {
-		return base{}, fmt.Errorf("base manifest %s: %w", mdesc.Digest, err)
+		return Base{}, fmt.Errorf("base manifest %s: %w", mdesc.Digest, err)
 	}
 	cfg, err := archive.ReadVerified(ctx, p, m.Config)
 	if err != nil {
-		return base{}, fmt.Errorf("base config: %w", err)
+		return Base{}, fmt.Errorf("base config: %w", err)
 	}
 	var img ocispec.Image
 	if err := json.Unmarshal(cfg, &img); err != nil {
-		return base{}, fmt.Errorf("base config %s: %w", m.Config.Digest, err)
+		return Base{}, fmt.Errorf("base config %s: %w", m.Config.Digest, err)
 	}
 	if len(img.RootFS.DiffIDs) != len(m.Layers) {
-		return base{}, fmt.Errorf("base config lists %d diff_ids for %d layers", len(img.RootFS.DiffIDs), len(m.Layers))
+		return Base{}, fmt.Errorf("base config lists %d diff_ids for %d layers", len(img.RootFS.DiffIDs), len(m.Layers))
 	}
 	var descs []string
 	for _, h := range img.History {
@@ -61,17 +65,17 @@ func loadBase(ctx context.Context, p content.Provider, root ocispec.Descriptor, 
 			descs = append(descs, h.CreatedBy)
 		}
 	}
-	b := base{manifest: mdesc, config: cfg, layers: len(m.Layers)}
+	b := Base{Manifest: mdesc, Config: cfg, Layers: len(m.Layers), History: len(img.History)}
 	for i, l := range m.Layers {
 		opts := cache.StoredOptions{}
 		if i < len(descs) {
 			opts.Description = descs[i]
 		}
-		r, err := cache.NewStoredRef(p, cache.Blob{Descriptor: l, DiffID: img.RootFS.DiffIDs[i]}, b.top, opts)
+		r, err := cache.NewStoredRef(p, cache.Blob{Descriptor: l, DiffID: img.RootFS.DiffIDs[i]}, b.Top, opts)
 		if err != nil {
-			return base{}, fmt.Errorf("base layer %s: %w", l.Digest, err)
+			return Base{}, fmt.Errorf("base layer %s: %w", l.Digest, err)
 		}
-		b.top = r
+		b.Top = r
 	}
 	return b, nil
 }
@@ -114,17 +118,17 @@ type newConfigResult struct {
 // applied, author set, created set, the base-build fields of a classic
 // Docker config dropped, and the base history (padded with an entry per
 // base layer it does not account for) followed by entry.
-func newConfig(b base, changes []Change, entry ocispec.History) (newConfigResult, error) {
+func newConfig(b Base, changes []Change, entry ocispec.History) (newConfigResult, error) {
 	raw := map[string]json.RawMessage{}
-	if b.config != nil {
-		if err := json.Unmarshal(b.config, &raw); err != nil || raw == nil {
+	if b.Config != nil {
+		if err := json.Unmarshal(b.Config, &raw); err != nil || raw == nil {
 			return newConfigResult{}, fmt.Errorf("base config is not a JSON object: %v", err)
 		}
 	}
 	delete(raw, "container")
 	delete(raw, "container_config")
 	var img ocispec.Image
-	_ = json.Unmarshal(b.config, &img) // checked by loadBase
+	_ = json.Unmarshal(b.Config, &img) // checked by LoadBase
 	history, err := padHistory(img.History, b)
 	if err != nil {
 		return newConfigResult{}, err
@@ -165,18 +169,18 @@ func newConfig(b base, changes []Change, entry ocispec.History) (newConfigResult
 // padHistory returns the base history with an entry added for each base
 // layer it lists no non-empty entry for, so the new entry goes with the new
 // layer. More non-empty entries than layers is an error.
-func padHistory(h []ocispec.History, b base) ([]ocispec.History, error) {
+func padHistory(h []ocispec.History, b Base) ([]ocispec.History, error) {
 	nonEmpty := 0
 	for _, e := range h {
 		if !e.EmptyLayer {
 			nonEmpty++
 		}
 	}
-	if nonEmpty > b.layers {
-		return nil, fmt.Errorf("base config history lists %d non-empty entries for %d layers", nonEmpty, b.layers)
+	if nonEmpty > b.Layers {
+		return nil, fmt.Errorf("base config history lists %d non-empty entries for %d layers", nonEmpty, b.Layers)
 	}
 	out := append([]ocispec.History(nil), h...)
-	chain := cache.Chain(b.top)
+	chain := cache.Chain(b.Top)
 	for _, r := range chain[nonEmpty:] {
 		blob, _ := r.Layer().Stored()
 		out = append(out, ocispec.History{CreatedBy: "base layer " + blob.Descriptor.Digest.String(), Comment: exporter.SynthesizedComment})

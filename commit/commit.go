@@ -91,7 +91,7 @@ func Commit(ctx context.Context, store exporter.Store, base ocispec.Descriptor, 
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return Result{}, fmt.Errorf("rootfs %s: not a directory (%v)", rootfs, err)
 	}
-	b, err := loadBase(ctx, store, base, opts.Platform)
+	b, err := LoadBase(ctx, store, base, opts.Platform)
 	if err != nil {
 		return Result{}, err
 	}
@@ -114,7 +114,7 @@ func Commit(ctx context.Context, store exporter.Store, base ocispec.Descriptor, 
 		return Result{}, err
 	}
 	defer cleanup()
-	top, err := cache.NewDirRef(rootfs, b.top, cache.DirOptions{Lower: lower, Description: createdBy, CreatedAt: created})
+	top, err := cache.NewDirRef(rootfs, b.Top, cache.DirOptions{Lower: lower, Description: createdBy, CreatedAt: created})
 	if err != nil {
 		return Result{}, err
 	}
@@ -151,8 +151,8 @@ func describeChanges(changes []Change) string {
 // unpackBase unpacks the base's layers into a temporary directory and
 // returns it as the lower snapshot of the new layer (nil for a base without
 // layers: the layer is then the whole directory) and a function removing it.
-func unpackBase(ctx context.Context, store exporter.Store, b base, opts Options) (*cache.DirRef, func(), error) {
-	if b.top == nil {
+func unpackBase(ctx context.Context, store exporter.Store, b Base, opts Options) (*cache.DirRef, func(), error) {
+	if b.Top == nil {
 		return nil, func() {}, nil
 	}
 	tmp, err := os.MkdirTemp(opts.TempDir, "lade-commit-")
@@ -162,14 +162,14 @@ func unpackBase(ctx context.Context, store exporter.Store, b base, opts Options)
 	cleanup := func() { _ = os.RemoveAll(tmp) }
 	dir := filepath.Join(tmp, "rootfs")
 	pw := progress.OrDiscard(opts.Progress)
-	task := progress.Start(pw, "unpack-base:"+b.manifest.Digest.String(), "unpacking base "+b.manifest.Digest.String(), 0)
-	err = unpack.Unpack(ctx, store, b.manifest, dir, unpack.Options{NoSameOwner: opts.NoSameOwner})
+	task := progress.Start(pw, "unpack-base:"+b.Manifest.Digest.String(), "unpacking base "+b.Manifest.Digest.String(), 0)
+	err = unpack.Unpack(ctx, store, b.Manifest, dir, unpack.Options{NoSameOwner: opts.NoSameOwner})
 	task.Done("", err)
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("unpack base: %w", err)
 	}
-	lower, err := cache.NewDirRef(dir, nil, cache.DirOptions{Description: "base " + b.manifest.Digest.String()})
+	lower, err := cache.NewDirRef(dir, nil, cache.DirOptions{Description: "base " + b.Manifest.Digest.String()})
 	if err != nil {
 		cleanup()
 		return nil, nil, err

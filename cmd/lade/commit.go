@@ -75,21 +75,12 @@ func runCommit(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	disp, err := newDisplay(c)
-	if err != nil {
+	var out commitOutput
+	err = withStore(ctx, c, func(s *imagestore.Store, pw progress.Writer) (err error) {
+		req.opts.Progress, req.opts.Cache, req.opts.Locker = pw, s.BlobCache(), s.Locker()
+		out, err = commitImage(ctx, s, req, c)
 		return err
-	}
-	s, err := openStore(ctx, c)
-	if err != nil {
-		disp.Close()
-		return err
-	}
-	defer s.Close()
-	req.opts.Progress, req.opts.Cache, req.opts.Locker = disp, s.BlobCache(), s.Locker()
-	out, err := commitImage(ctx, s, req, c)
-	if cerr := disp.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func buildSource(ctx context.Context, s *imagestore.Store, inputs []platformInpu
 			if err != nil {
 				return src, err
 			}
-			ps.Ref, cfg, ps.BaseHistory = b.top, b.config, b.historyLen
+			ps.Ref, cfg, ps.BaseHistory = b.Top, b.Config, b.History
 		}
 		if in.config != "" {
 			if cfg, err = loadConfigFile(in.config); err != nil {

@@ -95,6 +95,27 @@ func openStore(ctx context.Context, c *cli.Command) (*imagestore.Store, error) {
 	return s, nil
 }
 
+// withStore opens the progress display and the store, runs fn with both,
+// and closes them: the one sequence of every command that shows progress
+// while it works on the store.
+func withStore(ctx context.Context, c *cli.Command, fn func(*imagestore.Store, progress.Writer) error) error {
+	disp, err := newDisplay(c)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, c)
+	if err != nil {
+		disp.Close()
+		return err
+	}
+	defer s.Close()
+	err = fn(s, disp)
+	if cerr := disp.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // progressFlag is --progress.
 var progressFlag = &cli.StringFlag{
 	Name:  "progress",

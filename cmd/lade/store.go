@@ -181,32 +181,21 @@ func runSave(ctx context.Context, c *cli.Command) error {
 	if err := checkDests(outs, ""); err != nil {
 		return err
 	}
-	s, err := openStore(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	img, err := s.GetImage(ctx, c.Args().First())
-	if err != nil {
-		return err
-	}
 	reg, err := registryOptions(c)
 	if err != nil {
 		return err
 	}
-	disp, err := newDisplay(c)
+	return withStore(ctx, c, func(s *imagestore.Store, pw progress.Writer) error {
+		return saveAll(ctx, s, c.Args().First(), outs, pw, reg)
+	})
+}
+
+// saveAll delivers the image called name to every output under one lease.
+func saveAll(ctx context.Context, s *imagestore.Store, name string, outs []attrs.Output, pw progress.Writer, reg registrySettings) error {
+	img, err := s.GetImage(ctx, name)
 	if err != nil {
 		return err
 	}
-	err = saveAll(ctx, s, img, outs, disp, reg)
-	if cerr := disp.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// saveAll delivers img to every output under one lease.
-func saveAll(ctx context.Context, s *imagestore.Store, img imagestore.Image, outs []attrs.Output, pw progress.Writer, reg registrySettings) error {
 	lctx, release, err := s.WithLease(ctx)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/containerd/platforms"
+	"github.com/lade-build/lade/imagestore"
+	"github.com/lade-build/lade/progress"
 	"github.com/lade-build/lade/transfer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
@@ -119,21 +121,13 @@ func runCopy(ctx context.Context, c *cli.Command, src, dst transfer.Ref, all boo
 	if err != nil {
 		return err
 	}
-	s, err := openStore(ctx, c)
-	if err != nil {
+	var res transfer.Result
+	err = withStore(ctx, c, func(s *imagestore.Store, pw progress.Writer) (err error) {
+		opts := reg.transferOptions(pw)
+		opts.All, opts.Platforms = all, plats
+		res, err = transfer.Copy(ctx, s, src, dst, opts)
 		return err
-	}
-	defer s.Close()
-	disp, err := newDisplay(c)
-	if err != nil {
-		return err
-	}
-	opts := reg.transferOptions(disp)
-	opts.All, opts.Platforms = all, plats
-	res, err := transfer.Copy(ctx, s, src, dst, opts)
-	if cerr := disp.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
 		return err
 	}
