@@ -140,3 +140,54 @@ func TestDirRefUnwalkable(t *testing.T) {
 		t.Errorf("IDs of unwalkable trees: %q %q", a.ID(), b.ID())
 	}
 }
+
+// TestRootFSDirectories: directories are opened beneath the root with
+// openat2 and, where it is missing, one component at a time; both open
+// nested directories (from the root and from the cached one, down and
+// back up) and refuse a symlink in the path, even one staying inside the
+// root (the walk saw a directory there, so the tree changed).
+func TestRootFSDirectories(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a/b/c", "a/x", "z"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := []string{"a/b/c/f", "a/b/f", "a/x/f", "z/f", "f"}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a/b", filepath.Join(root, "in")); err != nil {
+		t.Fatal(err)
+	}
+	for _, noOpenat2 := range []bool{false, true} {
+		r, err := openRootFS(root, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.noOpenat2 = noOpenat2
+		for _, name := range append(files, "a/b/c/f", "f", "a/x/f") {
+			want, err := os.Lstat(filepath.Join(root, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, want.Size())
+			if _, err := r.ReadSmall(name, want, buf); err != nil || string(buf) != name {
+				t.Errorf("openat2 off %v: ReadSmall(%s) = %q, %v", noOpenat2, name, buf, err)
+			}
+		}
+		inside, err := os.Lstat(filepath.Join(root, "a/b/f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := r.openChecked("in/f", inside); err == nil {
+			f.close()
+			t.Errorf("openat2 off %v: opened in/f through a symlinked directory", noOpenat2)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
