@@ -34,9 +34,9 @@ import (
 // tar is written, hashed and compressed in a pipeline. The changes are
 // BuildKit's (the overlay upperdir when the snapshots are one overlay
 // layer apart, else a walk of both trees) and the tar is containerd's byte
-// for byte (see cache/DIFF.md: only xattrs other than security.capability
-// are kept where containerd drops them), so the blobs are the ones
-// BuildKit's differs write.
+// for byte, xattrs included (only security.capability is written, as
+// containerd does: cache.ChangesOptions.OnlyCapabilityXattr), so the blobs
+// are the ones BuildKit's differs write, on SELinux-labelled hosts too.
 //
 // Media types Differ does not know go to the fallback comparer.
 type Differ struct {
