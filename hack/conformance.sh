@@ -287,7 +287,7 @@ main() {
 	for d in $daemons; do
 		case $d in
 		stock) run_daemon stock "$work/bin/buildkitd" ;;
-		lade) run_daemon lade "$lade_bin" -u LADE_STOCK_COMPAT -u LADE_KEEP_EMPTY_LAYERS -u LADE_GZIP_COMPAT ;;
+		lade) run_daemon lade "$lade_bin" -u LADE_STOCK_COMPAT -u LADE_KEEP_EMPTY_LAYERS -u LADE_GZIP_COMPAT -u LADE_STOCK_TAR_METADATA ;;
 		# lade's intended differences switched off (docs/buildkitd.md).
 		compat) run_daemon compat "$lade_bin" LADE_STOCK_COMPAT=true ;;
 		esac
