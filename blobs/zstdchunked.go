@@ -34,3 +34,11 @@ func TypeOfDescriptor(d ocispec.Descriptor) (Type, error) {
 	}
 	return t, err
 }
+
+// ZstdChunkedAnnotations returns the zstd:chunked annotations of the blob
+// of size bytes r reads, recovered from its footer and TOC; nil when it is
+// no zstd:chunked blob. Pipelines that keep only some annotations of a
+// blob (BuildKit's cache) use it to give them back.
+func ZstdChunkedAnnotations(r io.ReaderAt, size int64) (map[string]string, error) {
+	return zstdchunked.ReadAnnotations(r, size)
+}

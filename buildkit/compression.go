@@ -34,6 +34,9 @@ var (
 	ladeGzip bkcompression.Type = compressionType{lade: blobs.Gzip, base: bkcompression.Gzip}
 	// ladeZstd is klauspost zstd with concurrent blocks.
 	ladeZstd bkcompression.Type = compressionType{lade: blobs.Zstd, base: bkcompression.Zstd}
+	// ladeZstdChunked is lade's zstd:chunked: a zstd blob to BuildKit, but
+	// only zstd:chunked blobs satisfy it (see NeedsConversion).
+	ladeZstdChunked bkcompression.Type = compressionType{lade: blobs.ZstdChunked, base: bkcompression.Zstd}
 )
 
 // bkCompression returns the BuildKit compression type for a lade type:
@@ -45,6 +48,8 @@ func bkCompression(t blobs.Type) (bkcompression.Type, error) {
 		return ladeGzip, nil
 	case blobs.Zstd:
 		return ladeZstd, nil
+	case blobs.ZstdChunked:
+		return ladeZstdChunked, nil
 	case blobs.GzipCompat:
 		return bkcompression.Gzip, nil
 	case blobs.Uncompressed:
@@ -96,9 +101,16 @@ func (t compressionType) Decompress(ctx context.Context, cs content.Store, desc 
 	return t.base.Decompress(ctx, cs, desc)
 }
 
-// NeedsConversion implements bkcompression.Type.
+// NeedsConversion implements bkcompression.Type. For zstd:chunked, a zstd
+// blob without a zstd:chunked footer (plain zstd) needs conversion, so
+// BuildKit's variant lookup never hands a plain zstd blob out for it.
 func (t compressionType) NeedsConversion(ctx context.Context, cs content.Store, desc ocispecs.Descriptor) (bool, error) {
-	return t.base.NeedsConversion(ctx, cs, desc)
+	needs, err := t.base.NeedsConversion(ctx, cs, desc)
+	if err != nil || needs || t.lade != blobs.ZstdChunked || desc.Annotations[blobs.AnnotationZstdChunkedTOC] != "" {
+		return needs, err
+	}
+	a, err := zstdChunkedAnnotations(ctx, cs, desc)
+	return a == nil, err
 }
 
 // NeedsComputeDiffBySelf implements bkcompression.Type: never. Every differ

@@ -50,7 +50,7 @@ func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) err
 			}
 			pp.remote = remotes[0]
 			pp.metas = layerMetas(pp.ref, len(pp.remote.Descriptors))
-			return nil
+			return restoreZstdChunked(ectx, i.e.opt.ContentStore, pp.remote.Descriptors)
 		})
 	}
 	return done(eg.Wait())

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.podman.io/storage/pkg/chunked/compressor"
 )
 
@@ -91,5 +92,21 @@ func TestSameAsContainersStorage(t *testing.T) {
 	}
 	if chunks < 5 || zeros < 3 {
 		t.Errorf("test tree gives %d chunk entries and %d zeros chunks: it should exercise both", chunks, zeros)
+	}
+}
+
+// TestReadAnnotations: the annotations read back from a blob's footer and
+// TOC are those the writer gave; a plain zstd blob has none.
+func TestReadAnnotations(t *testing.T) {
+	tarball := makeTar(t, testTree())
+	blob, ann := compress(t, tarball, 3)
+	got, err := ReadAnnotations(bytes.NewReader(blob), int64(len(blob)))
+	if err != nil || !reflect.DeepEqual(got, ann) {
+		t.Errorf("ReadAnnotations = %v, %v; want %v", got, err, ann)
+	}
+	enc, _ := zstd.NewWriter(nil)
+	plain := enc.EncodeAll(tarball, nil)
+	if got, err := ReadAnnotations(bytes.NewReader(plain), int64(len(plain))); got != nil || err != nil {
+		t.Errorf("plain zstd blob: ReadAnnotations = %v, %v", got, err)
 	}
 }
