@@ -51,7 +51,9 @@ func TestZstdChunkedConversion(t *testing.T) {
 	chunked := storeBlob(t, ctx, cs, ladeZstdChunked, compressWith(t, ctx, ladeZstdChunked, nil, tb))
 	plain := storeBlob(t, ctx, cs, ladeZstd, compressWith(t, ctx, ladeZstd, nil, tb))
 	for _, c := range []struct {
-		typ  interface{ NeedsConversion(context.Context, content.Store, ocispecs.Descriptor) (bool, error) }
+		typ interface {
+			NeedsConversion(context.Context, content.Store, ocispecs.Descriptor) (bool, error)
+		}
 		desc ocispecs.Descriptor
 		want bool
 	}{
