@@ -3,6 +3,7 @@ package blobs
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	fbs "github.com/awslabs/soci-snapshotter/ztoc/fbs/ztoc"
 	"github.com/lade-build/lade/blobs/internal/pargzip"
+	"github.com/lade-build/lade/soci"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -267,4 +269,29 @@ func parseZtocForTest(t testing.TB, b []byte) parsedZtoc {
 		t.Errorf("max span id %d for %d span digests", info.MaxSpanId(), len(out.spanDigests))
 	}
 	return out
+}
+
+// TestSociFromBlob: the zTOC built by reading a stored blob once (lade
+// gzip made elsewhere: a base layer, BuildKit's pipeline) is byte for byte
+// the one built while compressing; gzip not cut into lade's blocks is
+// refused.
+func TestSociFromBlob(t *testing.T) {
+	tarball := sociTree(t, 2)
+	for _, span := range []int64{1 << 20, 3 << 20} {
+		got := compressSoci(t, nil, tarball, Soci{SpanSize: span, MinLayerSize: -1}, 1<<20)
+		z, err := soci.FromGzip(bytes.NewReader(got.blob), span, pargzip.BlockSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(z.Marshal(), got.ztoc) {
+			t.Errorf("span %d: zTOC from the blob differs from the one built while compressing", span)
+		}
+	}
+	var std bytes.Buffer
+	zw := gzip.NewWriter(&std)
+	zw.Write(tarball)
+	zw.Close()
+	if _, err := soci.FromGzip(bytes.NewReader(std.Bytes()), 1<<20, pargzip.BlockSize); err == nil {
+		t.Error("a compress/gzip blob got a zTOC")
+	}
 }

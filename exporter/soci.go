@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"strconv"
 
 	"github.com/containerd/errdefs"
 	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/progress"
 	"github.com/lade-build/lade/soci"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -75,35 +77,104 @@ func (w *ImageWriter) sociCompression(ctx context.Context, comp blobs.Compressio
 	return comp
 }
 
+// layerZtoc is the zTOC of one layer.
+type layerZtoc struct {
+	desc  ocispec.Descriptor
+	spans int
+}
+
 // writeSociIndex writes the SOCI index of one platform's layers (with their
-// internal annotations), or returns nil when no layer has a zTOC. A layer
-// whose cached blob names a zTOC no longer in the store gets none.
-func (w *ImageWriter) writeSociIndex(ctx context.Context, layers []ocispec.Descriptor, opts Options) (*ocispec.Descriptor, error) {
+// internal annotations) and returns it with each layer's zTOC, or nil when
+// no layer has one. A layer computed with soci has its zTOC already; a
+// stored gzip layer (a base layer, or one BuildKit's pipeline compressed)
+// gets one by reading its blob once (see soci.FromGzip).
+func (w *ImageWriter) writeSociIndex(ctx context.Context, layers []ocispec.Descriptor, opts Options) (*ocispec.Descriptor, map[digest.Digest]layerZtoc, error) {
 	if !opts.Soci {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var ztocs []ocispec.Descriptor
+	found := map[digest.Digest]layerZtoc{}
 	for _, l := range layers {
-		d, err := digest.Parse(l.Annotations[blobs.AnnotationZtoc])
+		z, ok, err := w.layerZtoc(ctx, l, opts)
 		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
 			continue
 		}
-		info, err := w.store.Info(ctx, d)
-		if errdefs.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("zTOC %s of layer %s: %w", d, l.Digest, err)
-		}
-		ann := map[string]string{AnnotationSociLayerMediaType: l.MediaType, AnnotationSociLayerDigest: l.Digest.String()}
-		if s := l.Annotations[blobs.AnnotationZtocSpanSize]; s != "" {
-			ann[annotationSociSpanSize] = s
-		}
-		ztocs = append(ztocs, ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: d, Size: info.Size, Annotations: ann})
+		found[l.Digest] = z
+		ann := map[string]string{AnnotationSociLayerMediaType: l.MediaType, AnnotationSociLayerDigest: l.Digest.String(),
+			annotationSociSpanSize: strconv.FormatInt(sociSpanSize(opts), 10)}
+		ztocs = append(ztocs, ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: z.desc.Digest, Size: z.desc.Size, Annotations: ann})
 	}
 	if len(ztocs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
+	idx, err := w.writeSociManifest(ctx, ztocs, opts)
+	return idx, found, err
+}
+
+func sociSpanSize(opts Options) int64 {
+	if opts.SociSpanSize > 0 {
+		return opts.SociSpanSize
+	}
+	return soci.DefaultSpanSize
+}
+
+// layerZtoc finds or builds the zTOC of layer l; ok is false when it has
+// none: under the minimum size, not gzip, or gzip not cut into lade's
+// blocks (said in progress).
+func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts Options) (layerZtoc, bool, error) {
+	if d, err := digest.Parse(l.Annotations[blobs.AnnotationZtoc]); err == nil {
+		info, err := w.store.Info(ctx, d)
+		if err == nil {
+			spans, _ := strconv.Atoi(l.Annotations[blobs.AnnotationZtocSpans])
+			return layerZtoc{desc: ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: d, Size: info.Size}, spans: spans}, true, nil
+		}
+		if !errdefs.IsNotFound(err) {
+			return layerZtoc{}, false, fmt.Errorf("zTOC %s of layer %s: %w", d, l.Digest, err)
+		}
+	}
+	if t, err := blobs.TypeOfMediaType(l.MediaType); err != nil || t != blobs.Gzip || l.Size < sociMinLayerSize(opts) {
+		return layerZtoc{}, false, nil
+	}
+	task := progress.Start(opts.Progress, "ztoc:"+l.Digest.String(), "building zTOC of stored layer "+l.Digest.String()+" (read once)", l.Size)
+	ra, err := w.store.ReaderAt(ctx, l)
+	if err != nil {
+		task.Done("", err)
+		return layerZtoc{}, false, fmt.Errorf("read layer %s for its zTOC: %w", l.Digest, err)
+	}
+	defer ra.Close()
+	z, err := soci.FromGzip(io.NewSectionReader(ra, 0, l.Size), sociSpanSize(opts), pargzipBlockSize)
+	if err != nil {
+		task.Done("no zTOC: "+err.Error(), nil)
+		return layerZtoc{}, false, nil
+	}
+	data := z.Marshal()
+	desc := ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: digest.FromBytes(data), Size: int64(len(data))}
+	task.Add(l.Size)
+	task.Done("", nil)
+	if err := writeBlob(ctx, w.store, desc, data, nil, opts.Progress, "ztoc"); err != nil {
+		return layerZtoc{}, false, err
+	}
+	return layerZtoc{desc: desc, spans: z.Spans}, true, nil
+}
+
+// pargzipBlockSize is the uncompressed size of lade's gzip blocks.
+const pargzipBlockSize = 1 << 20
+
+func sociMinLayerSize(opts Options) int64 {
+	switch {
+	case opts.SociMinLayerSize == 0:
+		return soci.DefaultMinLayerSize
+	case opts.SociMinLayerSize < 0:
+		return 0
+	}
+	return opts.SociMinLayerSize
+}
+
+// writeSociManifest writes the SOCI index manifest listing ztocs.
+func (w *ImageWriter) writeSociManifest(ctx context.Context, ztocs []ocispec.Descriptor, opts Options) (*ocispec.Descriptor, error) {
 	cfg := ocispec.Descriptor{MediaType: SociIndexArtifactType, Digest: digest.FromBytes(sociConfig), Size: int64(len(sociConfig))}
 	if err := writeBlob(ctx, w.store, cfg, sociConfig, nil, opts.Progress, "soci config"); err != nil {
 		return nil, err
@@ -156,13 +227,11 @@ func sociIndexEntry(idx *ocispec.Descriptor, pr PlatformResult) *ocispec.Descrip
 	return &d
 }
 
-// ztocResults notes each layer's zTOC in the results (pairs and results
-// share their order).
-func ztocResults(results []LayerResult, pairs []blobs.DiffPair) {
-	for i, p := range pairs {
-		if z := p.Blob.Annotations[blobs.AnnotationZtoc]; z != "" && i < len(results) {
-			results[i].Ztoc = digest.Digest(z)
-			results[i].ZtocSpans, _ = strconv.Atoi(p.Blob.Annotations[blobs.AnnotationZtocSpans])
+// ztocResults notes each layer's zTOC in the results.
+func ztocResults(results []LayerResult, found map[digest.Digest]layerZtoc) {
+	for i, r := range results {
+		if z, ok := found[r.Digest]; ok && !r.Dropped {
+			results[i].Ztoc, results[i].ZtocSpans = z.desc.Digest, z.spans
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/exportertest"
 	"github.com/lade-build/lade/soci"
@@ -159,3 +160,31 @@ func TestSociOptionsValidate(t *testing.T) {
 	}
 }
 
+// TestCommitSociStoredLayer: a stored gzip layer (a base layer, or one
+// BuildKit's pipeline compressed) gets a zTOC from one read of its blob,
+// the same one the layer gets when computed with soci.
+func TestCommitSociStoredLayer(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	w := exporter.NewImageWriter(s)
+	ref := sociRef("computed", nil, 5)
+	opts := exporter.Options{Soci: true, SociSpanSize: 1 << 20, SociMinLayerSize: -1}
+	first, err := w.Commit(ctx, exporter.Source{Platforms: []exporter.PlatformSource{{Platform: "linux/amd64", Ref: ref}}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := first.Platforms[0].Layers[0]
+	stored := &exportertest.MemRef{RefID: "stored", Desc: "base", Files: ref.Files, Blob: &cache.Blob{
+		Descriptor: ocispec.Descriptor{MediaType: lr.MediaType, Digest: lr.Digest, Size: lr.Size}, DiffID: lr.DiffID}}
+	second, err := w.Commit(ctx, exporter.Source{Platforms: []exporter.PlatformSource{{Platform: "linux/amd64", Ref: stored, BaseLayers: 1}}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := second.Platforms[0].Layers[0]
+	if got.Status != blobs.StatusReused || got.Ztoc != lr.Ztoc || got.ZtocSpans != lr.ZtocSpans || got.Ztoc == "" {
+		t.Errorf("stored layer: status %s, zTOC %s (%d spans); want reused with %s (%d spans)", got.Status, got.Ztoc, got.ZtocSpans, lr.Ztoc, lr.ZtocSpans)
+	}
+	if stored.Diffs.Load() != 0 {
+		t.Errorf("the stored layer was diffed %d times, want 0 (its blob is read instead)", stored.Diffs.Load())
+	}
+}

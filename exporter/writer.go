@@ -232,7 +232,7 @@ func (w *ImageWriter) commitPlatform(ctx context.Context, j *platformJob, pairs 
 	if err := writeBlob(ctx, w.store, cfgDesc, cfgBytes, nil, opts.Progress, "config"); err != nil {
 		return PlatformResult{}, err
 	}
-	sociIndex, err := w.writeSociIndex(ctx, layers, opts)
+	sociIndex, ztocs, err := w.writeSociIndex(ctx, layers, opts)
 	if err != nil {
 		return PlatformResult{}, err
 	}
@@ -240,7 +240,7 @@ func (w *ImageWriter) commitPlatform(ctx context.Context, j *platformJob, pairs 
 	if err != nil {
 		return PlatformResult{}, err
 	}
-	ztocResults(results, pairs)
+	ztocResults(results, ztocs)
 	pr := PlatformResult{Platform: j.platform, Manifest: mfst, Config: cfgDesc, Layers: results, Repairs: norm.Repairs}
 	pr.SociIndex = sociIndexEntry(sociIndex, pr)
 	return pr, nil

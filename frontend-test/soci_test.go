@@ -1,0 +1,105 @@
+//go:build integration
+
+package frontendtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/awslabs/soci-snapshotter/ztoc"
+	"github.com/lade-build/lade/internal/testutil"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// sociDockerfile gives a busybox layer and a RUN layer of a few MiB of
+// random and text data.
+const sociDockerfile = `FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox dd if=/dev/urandom of=/noise bs=1024 count=3072 && /bin/busybox seq 1 500000 > /seq && /bin/busybox mkdir /d && /bin/busybox ln -s /seq /d/link"]
+`
+
+// TestSociPush: buildctl through lade-buildkitd with soci=true pushes a
+// SOCI-enabled image: an index whose image manifest names its SOCI index,
+// which stands beside it (artifactType v2, manifest digest, platform) and
+// lists a zTOC per layer that soci-snapshotter's ztoc package reads and
+// extracts files with from the pushed layer blob.
+func TestSociPush(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	d := startDaemon(t, lade, "")
+	ctx := contextDir(t, sociDockerfile, nil)
+	ref := reg.Host + "/lade/soci:v1"
+	d.mustBuild(t, ctx, "--output", "type=image,name="+ref+",push=true,registry.insecure=true,soci=true,soci-span-size=1048576,soci-min-layer-size=0")
+
+	var idx ocispec.Index
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+ref), &idx)
+	if idx.MediaType != ocispec.MediaTypeImageIndex || len(idx.Manifests) != 2 {
+		t.Fatalf("pushed root: %s with %d manifests, want an index of the image and its SOCI index", idx.MediaType, len(idx.Manifests))
+	}
+	img, si := idx.Manifests[0], idx.Manifests[1]
+	if si.ArtifactType != "application/vnd.amazon.soci.index.v2+json" || si.Annotations["com.amazon.soci.image-manifest-digest"] != img.Digest.String() ||
+		si.Platform == nil || img.Platform == nil || si.Platform.Architecture != img.Platform.Architecture {
+		t.Fatalf("SOCI index entry %+v does not point at image %s", si, img.Digest)
+	}
+	var m, sm ocispec.Manifest
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Host+"/lade/soci@"+img.Digest.String()), &m)
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Host+"/lade/soci@"+si.Digest.String()), &sm)
+	if m.Annotations["com.amazon.soci.index-digest"] != si.Digest.String() {
+		t.Fatalf("image manifest annotations %v do not name the SOCI index %s", m.Annotations, si.Digest)
+	}
+	if len(sm.Layers) != len(m.Layers) || len(m.Layers) != 2 {
+		t.Fatalf("%d zTOCs for %d layers, want one per layer (2)", len(sm.Layers), len(m.Layers))
+	}
+	for i, z := range sm.Layers {
+		layer := m.Layers[i]
+		if z.Annotations["com.amazon.soci.image-layer-digest"] != layer.Digest.String() || z.Annotations["com.amazon.soci.image-layer-mediaType"] != layer.MediaType {
+			t.Errorf("zTOC %d annotations %v, want layer %s", i, z.Annotations, layer.Digest)
+		}
+		toc, err := ztoc.Unmarshal(bytes.NewReader(registryBlob(t, reg.Host, "lade/soci", z.Digest.String())))
+		if err != nil {
+			t.Fatalf("zTOC %d: soci-snapshotter cannot read it: %v", i, err)
+		}
+		blob := registryBlob(t, reg.Host, "lade/soci", layer.Digest.String())
+		sr := io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob)))
+		for _, f := range toc.FileMetadata {
+			if f.Type != "reg" {
+				continue
+			}
+			data, err := toc.ExtractFile(sr, f.Name)
+			if err != nil || int64(len(data)) != int64(f.UncompressedSize) {
+				t.Fatalf("layer %d: extract %s: %v (%d of %d bytes)", i, f.Name, err, len(data), f.UncompressedSize)
+			}
+			if f.Name == "seq" && !strings.HasPrefix(string(data), "1\n2\n3\n") {
+				t.Errorf("layer %d: /seq extracted as %q...", i, data[:min(len(data), 16)])
+			}
+		}
+		if i == 1 && toc.MaxSpanID < 3 {
+			t.Errorf("RUN layer zTOC has %d spans, want several at a 1 MiB span size", toc.MaxSpanID+1)
+		}
+	}
+}
+
+// registryBlob fetches a blob from a plain-HTTP registry.
+func registryBlob(t *testing.T, host, repo, dgst string) []byte {
+	t.Helper()
+	resp, err := http.Get("http://" + host + "/v2/" + repo + "/blobs/" + dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET blob %s: %v %s", dgst, err, resp.Status)
+	}
+	return b
+}
+
+func mustJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("%v\n%s", err, s)
+	}
+}
