@@ -78,3 +78,13 @@ else
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${native_missing[@]}" >/dev/null
 fi
+
+# zlib1g-dev: soci-snapshotter's ztoc package (cgo, linked with libz.a),
+# which the soci tests use to read lade's zTOCs as the snapshotter does.
+if dpkg -s zlib1g-dev >/dev/null 2>&1; then
+	echo "install-test-deps: zlib1g-dev present"
+else
+	echo "install-test-deps: installing zlib1g-dev"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq zlib1g-dev >/dev/null
+fi
