@@ -45,7 +45,7 @@ Examples:
 			&cli.StringFlag{Name: "created-by", Usage: "history created_by `TEXT` (default: the changes, or \"lade commit\")"},
 			&cli.StringFlag{Name: "platform", Usage: "`OS/ARCH[/VARIANT]` of the base to use when it is an index (default: this machine's)"},
 			&cli.StringFlag{Name: "format", Usage: "media types: oci or docker", Value: "oci"},
-			&cli.StringFlag{Name: "compression", Usage: "compression of the new layer: gzip, gzip-compat, zstd or uncompressed", Value: string(blobs.Gzip)},
+			&cli.StringFlag{Name: "compression", Usage: "compression of the new layer: gzip, gzip-compat, zstd, zstd:chunked (zstd with a table of contents, for podman's partial pulls) or uncompressed", Value: string(blobs.Gzip)},
 			&cli.StringFlag{Name: "source-date-epoch", Usage: "clamp created times to `SECONDS` since 1970", Sources: cli.EnvVars("SOURCE_DATE_EPOCH")},
 			&cli.StringFlag{Name: "unpack", Usage: "also unpack the new image into `DIR` (empty or missing), ready to run"},
 			&cli.StringFlag{Name: "containerd", Usage: "also store the image in containerd: `URL` containerd://SOCKET[?namespace=NS][&snapshotter=S][&unpack=false]"},

@@ -41,7 +41,7 @@ Outputs (--output, repeatable):
       into the embedded store (--root), and with push=true to the registry
   type=oci,dest=FILE            an OCI layout tar (tar=false,dest=DIR: a directory)
   type=docker,dest=FILE         a docker-load-able archive (several platforms allowed)
-Shared attributes: compression=gzip|gzip-compat|zstd|uncompressed,
+Shared attributes: compression=gzip|gzip-compat|zstd|zstd:chunked|uncompressed,
 compression-level=N, force-compression, oci-mediatypes=true|false,
 source-date-epoch=SECONDS (default: $SOURCE_DATE_EPOCH), rewrite-timestamp,
 keep-empty-layers, repair-history, index, annotation[-LEVEL][[PLATFORM]].KEY=V,

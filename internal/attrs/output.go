@@ -183,7 +183,7 @@ func (o *Output) setOption(k, v string) error {
 	case "compression-level":
 		lvl, perr := strconv.Atoi(v)
 		if perr != nil {
-			return fmt.Errorf("compression-level=%q is not an integer: use 0-9 for gzip, 1-22 for zstd", v)
+			return fmt.Errorf("compression-level=%q is not an integer: use 0-9 for gzip, 1-22 for zstd and zstd:chunked", v)
 		}
 		opts.Compression.Level = &lvl
 	case "force-compression":
