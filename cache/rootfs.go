@@ -122,14 +122,20 @@ func (r *rootFS) openDir(dir string) (int, error) {
 // directory from, following no symlink.
 func (r *rootFS) openBeneath(from int, rel string) (int, error) {
 	if !r.noOpenat2 {
-		fd, err := unix.Openat2(from, rel, &unix.OpenHow{
+		how := unix.OpenHow{
 			Flags:   dirFlags,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+		}
+		fd, err := unix.Openat2(from, rel, &how)
+		for try := 0; errors.Is(err, unix.EAGAIN) && try < 3; try++ {
+			fd, err = unix.Openat2(from, rel, &how) // a rename raced the lookup
+		}
+		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EAGAIN) {
 			return fd, err
 		}
-		r.noOpenat2 = true // a kernel before 5.6, or a seccomp filter refusing it
+		if !errors.Is(err, unix.EAGAIN) {
+			r.noOpenat2 = true // a kernel before 5.6, or a seccomp filter refusing it
+		}
 	}
 	fd := from
 	for elem := range strings.SplitSeq(rel, "/") {
