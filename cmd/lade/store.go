@@ -71,6 +71,9 @@ type inspectedLayer struct {
 	DiffID    digest.Digest `json:"diffID"`
 	Size      int64         `json:"size"`
 	MediaType string        `json:"mediaType"`
+	// Ztoc and ZtocSpans: the layer's zTOC in the image's SOCI index.
+	Ztoc      digest.Digest `json:"ztoc,omitempty"`
+	ZtocSpans int           `json:"ztocSpans,omitempty"`
 }
 
 // inspectCommand is lade inspect.
@@ -102,8 +105,8 @@ func inspectCommand() *cli.Command {
 				mfsts = idx.Manifests
 			}
 			for _, d := range mfsts {
-				if !images.IsManifestType(d.MediaType) {
-					continue
+				if !images.IsManifestType(d.MediaType) || d.ArtifactType != "" {
+					continue // a SOCI index is no image
 				}
 				p, err := inspectManifest(ctx, s, d)
 				if err != nil {
@@ -140,7 +143,7 @@ func inspectManifest(ctx context.Context, s *imagestore.Store, d ocispec.Descrip
 		}
 		p.Layers = append(p.Layers, il)
 	}
-	return p, nil
+	return p, addZtocs(ctx, s, m, p.Layers)
 }
 
 // saveCommand is lade save.

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/exporter"
+	"github.com/lade-build/lade/imagestore"
+	"github.com/lade-build/lade/soci"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// addZtocs notes, per layer, the zTOC and span count the SOCI index named
+// by manifest m lists for it (lade inspect).
+func addZtocs(ctx context.Context, s *imagestore.Store, m ocispec.Manifest, layers []inspectedLayer) error {
+	d, err := digest.Parse(m.Annotations[exporter.AnnotationSociIndexDigest])
+	if err != nil {
+		return nil
+	}
+	info, err := s.Content().Info(ctx, d)
+	if err != nil {
+		return fmt.Errorf("SOCI index %s: %w", d, err)
+	}
+	var idx ocispec.Manifest
+	if err := readJSON(ctx, s.Content(), ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: info.Size}, &idx); err != nil {
+		return err
+	}
+	for _, z := range idx.Layers {
+		for i := range layers {
+			if layers[i].Digest.String() != z.Annotations[exporter.AnnotationSociLayerDigest] {
+				continue
+			}
+			b, err := content.ReadBlob(ctx, s.Content(), z)
+			if err != nil {
+				return fmt.Errorf("zTOC %s: %w", z.Digest, err)
+			}
+			layers[i].Ztoc = z.Digest
+			layers[i].ZtocSpans, _ = soci.Spans(b)
+		}
+	}
+	return nil
+}
