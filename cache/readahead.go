@@ -143,12 +143,8 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 	defer cancel()
 
 	workers := readAheadWorkers()
-	jobs := make(chan *change, readAheadQueue)
-	queue := make(chan *change, readAheadQueue)
-	space := newRing()
-	// free holds changes the writer is done with, for the walk to reuse:
-	// no allocation per entry once the pipeline is full.
-	free := make(chan *change, 2*readAheadQueue+workers+1)
+	pl := newPipeline(ctx, workers)
+	jobs, queue, space := pl.jobs, pl.queue, pl.space
 
 	var wg sync.WaitGroup
 	for range workers {
@@ -177,42 +173,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 	go func() {
 		defer close(queue)
 		defer close(jobs)
-		walkErr = walk(ctx, func(k fs.ChangeKind, p string, f os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var c *change
-			select {
-			case c = <-free:
-				*c = change{ready: c.ready}
-			default:
-				c = &change{ready: make(chan struct{}, 1)}
-			}
-			c.k, c.p, c.f = k, p, f
-			if needsReader(k, f) {
-				c.read = true
-				if wantsContent(f) {
-					var err error
-					if c.buf, c.end, err = space.reserve(ctx, f.Size()); err != nil {
-						return err
-					}
-				}
-				select {
-				case jobs <- c:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			select {
-			case queue <- c:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		walkErr = walk(ctx, pl.send)
 	}()
 
 	var writeErr error
@@ -235,10 +196,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 			cancel()
 			continue
 		}
-		select {
-		case free <- c:
-		default:
-		}
+		pl.recycle(c)
 	}
 	wg.Wait()
 	space.close() // every goroutine is done with it
@@ -249,6 +207,78 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 		return fmt.Errorf("compute changes: %w", walkErr)
 	}
 	return nil
+}
+
+// pipeline is the channels and the ring between the walk, the readers and
+// the writer of one diff.
+type pipeline struct {
+	ctx   context.Context
+	jobs  chan *change // to the readers
+	queue chan *change // to the writer, in walk order
+	// free holds changes the writer is done with, for the walk to reuse:
+	// no allocation per entry once the pipeline is full.
+	free  chan *change
+	space *ring
+}
+
+func newPipeline(ctx context.Context, workers int) *pipeline {
+	return &pipeline{
+		ctx:   ctx,
+		jobs:  make(chan *change, readAheadQueue),
+		queue: make(chan *change, readAheadQueue),
+		free:  make(chan *change, 2*readAheadQueue+workers+1),
+		space: newRing(),
+	}
+}
+
+// send is the walk's cfs.ChangeFunc: it queues the change for the writer
+// and, when a reader prepares it, for the readers, reserving ring space
+// for a small file's content.
+func (pl *pipeline) send(k fs.ChangeKind, p string, f os.FileInfo, err error) error {
+	if err != nil {
+		return err
+	}
+	ctx := pl.ctx
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var c *change
+	select {
+	case c = <-pl.free:
+		*c = change{ready: c.ready}
+	default:
+		c = &change{ready: make(chan struct{}, 1)}
+	}
+	c.k, c.p, c.f = k, p, f
+	if needsReader(k, f) {
+		c.read = true
+		if wantsContent(f) {
+			var err error
+			if c.buf, c.end, err = pl.space.reserve(ctx, f.Size()); err != nil {
+				return err
+			}
+		}
+		select {
+		case pl.jobs <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case pl.queue <- c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// recycle hands a change the writer wrote (and no reader still holds)
+// back to the walk.
+func (pl *pipeline) recycle(c *change) {
+	select {
+	case pl.free <- c:
+	default:
+	}
 }
 
 // needsReader reports whether a reader prepares the change: every entry
