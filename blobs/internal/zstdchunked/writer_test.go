@@ -2,17 +2,17 @@ package zstdchunked
 
 import (
 	"bytes"
-	"encoding/base64"
+	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	zcheck "github.com/lade-build/lade/internal/testutil/zstdchunked"
 	"go.podman.io/storage/pkg/chunked/compressor"
 )
-
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // TestReadBack: every layer is read back through containers/storage's
 // reader (TOC, tar-split), each file's frames and each chunk decompressed
@@ -22,7 +22,16 @@ func TestReadBack(t *testing.T) {
 	tarball := makeTar(t, files)
 	for _, level := range []int{1, 3, 10} {
 		blob, ann := compress(t, tarball, level)
-		checkLayer(t, tarball, blob, ann, files)
+		toc, got, err := zcheck.Check(blob, ann)
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		if !bytes.Equal(got, tarball) {
+			t.Fatalf("level %d: a plain zstd reader does not get the tar back", level)
+		}
+		if n := countFiles(toc); n != len(files) {
+			t.Errorf("level %d: TOC has %d files, the tree %d", level, n, len(files))
+		}
 	}
 }
 
@@ -46,7 +55,10 @@ func TestSameAsContainersStorage(t *testing.T) {
 	files := testTree()
 	tarball := makeTar(t, files)
 	blob, ann := compress(t, tarball, 3)
-	ours, ourSplit := readTOC(t, blob, ann)
+	ours, ourSplit, err := zcheck.ReadTOC(blob, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var theirBlob bytes.Buffer
 	theirAnn := map[string]string{}
@@ -61,11 +73,14 @@ func TestSameAsContainersStorage(t *testing.T) {
 	if err := cw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	theirs, theirSplit := readTOC(t, theirBlob.Bytes(), theirAnn)
+	theirs, theirSplit, err := zcheck.ReadTOC(theirBlob.Bytes(), theirAnn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(ourSplit, theirSplit) {
 		t.Errorf("tar-split differs from containers/storage's:\n%s\n%s", ourSplit, theirSplit)
 	}
-	norm := func(toc *TOC) []FileMetadata {
+	norm := func(toc *zcheck.TOC) []zcheck.FileMetadata {
 		out := slices.Clone(toc.Entries)
 		for i := range out {
 			out[i].Offset, out[i].EndOffset = 0, 0
@@ -108,5 +123,32 @@ func TestReadAnnotations(t *testing.T) {
 	plain := enc.EncodeAll(tarball, nil)
 	if got, err := ReadAnnotations(bytes.NewReader(plain), int64(len(plain))); got != nil || err != nil {
 		t.Errorf("plain zstd blob: ReadAnnotations = %v, %v", got, err)
+	}
+}
+
+// countFiles counts the TOC's entries but chunks.
+func countFiles(toc *zcheck.TOC) int {
+	n := 0
+	for _, e := range toc.Entries {
+		if e.Type != typeChunk {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCheckFails: the reader-side check is not vacuous: a wrong TOC
+// checksum and a damaged frame are caught.
+func TestCheckFails(t *testing.T) {
+	blob, ann := compress(t, makeTar(t, testTree()), 3)
+	bad := maps.Clone(ann)
+	bad[ManifestChecksumKey] = "sha256:" + strings.Repeat("0", 64)
+	if _, _, err := zcheck.Check(blob, bad); err == nil {
+		t.Error("a wrong manifest checksum passes")
+	}
+	damaged := bytes.Clone(blob)
+	damaged[len(damaged)/3] ^= 0xff
+	if _, _, err := zcheck.Check(damaged, ann); err == nil {
+		t.Error("a damaged frame passes")
 	}
 }
