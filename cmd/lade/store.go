@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/progress"
@@ -71,6 +72,10 @@ type inspectedLayer struct {
 	DiffID    digest.Digest `json:"diffID"`
 	Size      int64         `json:"size"`
 	MediaType string        `json:"mediaType"`
+	// ZstdChunkedTOC is the digest of a zstd:chunked layer's table of
+	// contents (its manifest-checksum annotation): the layer can be pulled
+	// partially.
+	ZstdChunkedTOC digest.Digest `json:"zstdChunkedTOC,omitempty"`
 	// Ztoc and ZtocSpans: the layer's zTOC in the image's SOCI index.
 	Ztoc      digest.Digest `json:"ztoc,omitempty"`
 	ZtocSpans int           `json:"ztocSpans,omitempty"`
@@ -137,7 +142,8 @@ func inspectManifest(ctx context.Context, s *imagestore.Store, d ocispec.Descrip
 		p.Platform += "/" + p.Config.Variant
 	}
 	for i, l := range m.Layers {
-		il := inspectedLayer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
+		il := inspectedLayer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType,
+			ZstdChunkedTOC: digest.Digest(l.Annotations[blobs.AnnotationZstdChunkedTOC])}
 		if i < len(p.Config.RootFS.DiffIDs) {
 			il.DiffID = p.Config.RootFS.DiffIDs[i]
 		}
