@@ -5,6 +5,7 @@ package blobs
 import (
 	"archive/tar"
 	"bytes"
+	stdgzip "compress/gzip"
 	"errors"
 	"io"
 	"maps"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/awslabs/soci-snapshotter/ztoc"
 	"github.com/awslabs/soci-snapshotter/ztoc/compression"
+	"github.com/lade-build/lade/blobs/internal/pargzip"
+	"github.com/lade-build/lade/soci"
 )
 
 // The tests in this file read lade's zTOCs with soci-snapshotter's own
@@ -144,4 +147,52 @@ func tarFiles(t testing.TB, tarball []byte) map[string][]byte {
 		}
 		out[h.Name] = data
 	}
+}
+
+// TestSociZtocOfMemberBlob: a blob whose 1 MiB blocks are gzip members of
+// their own (lade's libdeflate codec) gets a zTOC from one read, which
+// soci-snapshotter reads, extracting every file and every span alone.
+func TestSociZtocOfMemberBlob(t *testing.T) {
+	tarball := sociTree(t, 2)
+	blob := memberGzip(t, tarball)
+	z, err := soci.FromGzip(bytes.NewReader(blob), 2<<20, pargzip.BlockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toc, err := ztoc.Unmarshal(bytes.NewReader(z.Marshal()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toc.MaxSpanID < 3 {
+		t.Errorf("%d spans at a 2 MiB span size over %d bytes", toc.MaxSpanID+1, len(tarball))
+	}
+	want := tarFiles(t, tarball)
+	sr := io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob)))
+	for _, f := range toc.FileMetadata {
+		if f.Type != "reg" {
+			continue
+		}
+		data, err := toc.ExtractFile(sr, f.Name)
+		if err != nil || !bytes.Equal(data, want[f.Name]) {
+			t.Fatalf("extract %s: %v (%d bytes, want %d)", f.Name, err, len(data), len(want[f.Name]))
+		}
+	}
+	checkSpans(t, toc, blob, tarball)
+}
+
+// memberGzip compresses each 1 MiB block of data as a gzip member of its
+// own, as lade's libdeflate codec does.
+func memberGzip(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	for len(data) > 0 {
+		n := min(len(data), pargzip.BlockSize)
+		zw, _ := stdgzip.NewWriterLevel(&buf, 6)
+		zw.Write(data[:n])
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+	}
+	return buf.Bytes()
 }
