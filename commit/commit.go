@@ -48,6 +48,10 @@ type Options struct {
 	Docker bool
 	// Compression of the new layer; the zero value is lade's default gzip.
 	Compression blobs.Compression
+	// Soci, SociSpanSize and SociMinLayerSize give the image zTOCs and a
+	// SOCI index (see exporter.Options.Soci).
+	Soci                           bool
+	SociSpanSize, SociMinLayerSize int64
 	// Created is the time of the image and of its history entry; zero
 	// means now. With Epoch, both are clamped to it.
 	Created time.Time
@@ -123,6 +127,7 @@ func Commit(ctx context.Context, store exporter.Store, base ocispec.Descriptor, 
 	}}}
 	res, err := exporter.NewImageWriter(store).Commit(ctx, src, exporter.Options{
 		Docker: opts.Docker, Compression: opts.Compression, Epoch: opts.Epoch,
+		Soci: opts.Soci, SociSpanSize: opts.SociSpanSize, SociMinLayerSize: opts.SociMinLayerSize,
 		Concurrency: opts.Concurrency, Cache: opts.Cache, Locker: opts.Locker, Progress: opts.Progress,
 	})
 	if err != nil {

@@ -46,6 +46,9 @@ Examples:
 			&cli.StringFlag{Name: "platform", Usage: "`OS/ARCH[/VARIANT]` of the base to use when it is an index (default: this machine's)"},
 			&cli.StringFlag{Name: "format", Usage: "media types: oci or docker", Value: "oci"},
 			&cli.StringFlag{Name: "compression", Usage: "compression of the new layer: gzip, gzip-compat, zstd, zstd:chunked (zstd with a table of contents, for podman's partial pulls) or uncompressed", Value: string(blobs.Gzip)},
+			&cli.BoolFlag{Name: "soci", Usage: "give the image a zTOC per gzip layer and a SOCI index (SOCI index manifest v2), built while the layer is compressed"},
+			&cli.Int64Flag{Name: "soci-span-size", Usage: "zTOC span size in `BYTES` (default 4 MiB)"},
+			&cli.Int64Flag{Name: "soci-min-layer-size", Usage: "layers smaller than `BYTES` get no zTOC (default 10 MiB; 0: every layer)"},
 			&cli.StringFlag{Name: "source-date-epoch", Usage: "clamp created times to `SECONDS` since 1970", Sources: cli.EnvVars("SOURCE_DATE_EPOCH")},
 			&cli.StringFlag{Name: "unpack", Usage: "also unpack the new image into `DIR` (empty or missing), ready to run"},
 			&cli.StringFlag{Name: "containerd", Usage: "also store the image in containerd: `URL` containerd://SOCKET[?namespace=NS][&snapshotter=S][&unpack=false]"},
@@ -140,7 +143,9 @@ func parseCommit(c *cli.Command) (commitRequest, error) {
 			return req, fmt.Errorf("--source-date-epoch: %w", err)
 		}
 	}
-	if err := (exporter.Options{Docker: o.Docker, Compression: o.Compression, Epoch: o.Epoch}).Validate(); err != nil {
+	setSoci(c, &o)
+	if err := (exporter.Options{Docker: o.Docker, Compression: o.Compression, Epoch: o.Epoch,
+		Soci: o.Soci, SociSpanSize: o.SociSpanSize, SociMinLayerSize: o.SociMinLayerSize}).Validate(); err != nil {
 		return req, err
 	}
 	if u := c.String("containerd"); u != "" {

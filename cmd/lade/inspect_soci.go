@@ -5,11 +5,13 @@ import (
 	"fmt"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/lade-build/lade/commit"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/imagestore"
 	"github.com/lade-build/lade/soci"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/urfave/cli/v3"
 )
 
 // addZtocs notes, per layer, the zTOC and span count the SOCI index named
@@ -41,4 +43,15 @@ func addZtocs(ctx context.Context, s *imagestore.Store, m ocispec.Manifest, laye
 		}
 	}
 	return nil
+}
+
+// setSoci copies lade commit's --soci flags into o (--soci-min-layer-size
+// 0 means every layer).
+func setSoci(c *cli.Command, o *commit.Options) {
+	o.Soci, o.SociSpanSize = c.Bool("soci"), c.Int64("soci-span-size")
+	if c.IsSet("soci-min-layer-size") {
+		if o.SociMinLayerSize = c.Int64("soci-min-layer-size"); o.SociMinLayerSize == 0 {
+			o.SociMinLayerSize = -1
+		}
+	}
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lade-build/lade/internal/testutil"
 )
 
 // TestExportSociInspect: lade export -o type=image,soci=true stores a
@@ -36,4 +39,31 @@ func TestExportSociInspect(t *testing.T) {
 		t.Errorf("plain export: layer %s zTOC %q, want the same blob %s without one", p.Digest, p.Ztoc, l.Digest)
 	}
 	c.fail("soci=true needs compression=gzip", "export", "-o", "type=image,name=z:1,soci=true,compression=zstd", dir)
+}
+
+// TestCommitSoci: lade commit --soci gives the new layer a zTOC built while
+// it is compressed and the base layer (lade's gzip, stored) one read from
+// its blob; the image unpacks and runs as without them.
+func TestCommitSoci(t *testing.T) {
+	testutil.RequireTool(t, "busybox")
+	c := commitRunner(t)
+	commitBusybox(t, c, "bb:1")
+	rootfs := commitUnpack(t, c, "bb:1")
+	writeFile(t, filepath.Join(rootfs, "etc/big"), strings.Repeat("a line of the new layer\n", 200000), 0o644)
+	run := filepath.Join(t.TempDir(), "run")
+	c.ok("commit", "--progress", "quiet", "--base", "bb:1", "--rootfs", rootfs, "--soci", "--soci-span-size", "1048576",
+		"--soci-min-layer-size", "0", "--unpack", run, "app:1")
+	img := c.inspect("app:1")
+	if len(img.Images) != 1 || len(img.Images[0].Layers) != 2 {
+		t.Fatalf("inspect: %+v, want one image of two layers", img)
+	}
+	for i, l := range img.Images[0].Layers {
+		if l.Ztoc == "" || l.ZtocSpans < 1 {
+			t.Errorf("layer %d (%s): no zTOC", i, l.Digest)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(run, "etc/big")); err != nil || fi.Size() != 24*200000 {
+		t.Errorf("unpacked /etc/big: %v, %v", fi, err)
+	}
+	c.fail("soci=true needs compression=gzip", "commit", "--base", "bb:1", "--rootfs", rootfs, "--soci", "--compression", "zstd", "app:2")
 }
