@@ -51,25 +51,27 @@ func (p *payload) reset() {
 }
 
 // write adds content bytes. The rolling checksum runs on local copies of
-// its state: this loop is the writer's hottest.
+// its state: this loop is the writer's hottest. Bytes are emitted in the
+// largest slices possible: at chunk ends, before long zero runs and at the
+// end of b; a short zero run stays part of the slice it is in.
 func (p *payload) write(b []byte) {
-	seg := 0 // start of the data not yet emitted
+	seg, run := 0, -1 // start of the bytes not yet emitted; start of the pending zero run in b
 	rs := &p.rs
 	s1, s2, wofs := rs.s1, rs.s2, rs.wofs
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if c == 0 {
 			if p.zeros == 0 {
-				p.emit(b[seg:i])
+				run = i
 			}
 			p.zeros++
 			continue
 		}
 		if p.zeros > 0 {
 			rs.s1, rs.s2, rs.wofs = s1, s2, wofs
-			p.flushZeros()
+			seg = p.endRun(b, seg, run, i)
 			s1, s2, wofs = rs.s1, rs.s2, rs.wofs
-			seg = i
+			run = -1
 		}
 		drop := uint32(rs.window[wofs&(rollWindow-1)])
 		s1 += uint32(c) - drop
@@ -83,15 +85,46 @@ func (p *payload) write(b []byte) {
 		}
 	}
 	rs.s1, rs.s2, rs.wofs = s1, s2, wofs
-	if p.zeros == 0 {
+	switch {
+	case p.zeros == 0:
 		p.emit(b[seg:])
+	case run >= 0:
+		p.emit(b[seg:run]) // the run's zeros stay pending
 	}
+}
+
+// endRun resolves the zero run ending before b[i]: b[run:i], or, when run
+// is negative, b[:i] after zeros carried from earlier writes (not yet
+// emitted). A long run is a zeros chunk; a short one is data, rolled byte
+// by byte. It returns the start of the bytes of b not yet emitted.
+func (p *payload) endRun(b []byte, seg, run, i int) int {
+	if p.zeros >= holesThreshold {
+		if run >= 0 {
+			p.emit(b[seg:run])
+		}
+		p.flushZeros()
+		return i
+	}
+	if run < 0 {
+		run = 0
+		p.zeros -= int64(i)
+		p.flushZeros()
+	}
+	p.zeros = 0
+	for j := run; j < i; j++ {
+		if p.rs.roll(0) {
+			p.emit(b[seg : j+1])
+			p.endChunk(chunkTypeData)
+			seg = j + 1
+		}
+	}
+	return seg
 }
 
 var zeroBlock [holesThreshold]byte
 
-// flushZeros emits the pending zero run: a zeros chunk when it is long,
-// else data bytes, rolled one by one.
+// flushZeros emits the pending zero run, whose bytes are no longer at
+// hand: a zeros chunk when it is long, else data bytes, rolled one by one.
 func (p *payload) flushZeros() {
 	n := p.zeros
 	p.zeros = 0

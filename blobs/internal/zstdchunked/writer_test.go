@@ -1,8 +1,11 @@
 package zstdchunked
 
 import (
+	"archive/tar"
 	"bytes"
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -52,50 +55,7 @@ func TestWriteSizes(t *testing.T) {
 // containers/storage's own compressor makes for the same tar: the same
 // chunk boundaries, zeros chunks, digests and metadata.
 func TestSameAsContainersStorage(t *testing.T) {
-	files := testTree()
-	tarball := makeTar(t, files)
-	blob, ann := compress(t, tarball, 3)
-	ours, ourSplit, err := zcheck.ReadTOC(blob, ann)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var theirBlob bytes.Buffer
-	theirAnn := map[string]string{}
-	level := 3
-	cw, err := compressor.ZstdCompressor(&theirBlob, theirAnn, &level)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cw.Write(tarball); err != nil {
-		t.Fatal(err)
-	}
-	if err := cw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	theirs, theirSplit, err := zcheck.ReadTOC(theirBlob.Bytes(), theirAnn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(ourSplit, theirSplit) {
-		t.Errorf("tar-split differs from containers/storage's:\n%s\n%s", ourSplit, theirSplit)
-	}
-	norm := func(toc *zcheck.TOC) []zcheck.FileMetadata {
-		out := slices.Clone(toc.Entries)
-		for i := range out {
-			out[i].Offset, out[i].EndOffset = 0, 0
-			for _, tp := range []**time.Time{&out[i].ModTime, &out[i].AccessTime, &out[i].ChangeTime} {
-				if *tp != nil {
-					u := (*tp).UTC()
-					*tp = &u
-				}
-			}
-		}
-		return out
-	}
-	if a, b := norm(ours), norm(theirs); !reflect.DeepEqual(a, b) {
-		t.Errorf("TOC entries differ from containers/storage's:\n%+v\n%+v", a, b)
-	}
+	ours := sameAsStorage(t, makeTar(t, testTree()), 1<<20)
 	var chunks, zeros int
 	for _, e := range ours.Entries {
 		if e.Type == typeChunk {
@@ -150,5 +110,91 @@ func TestCheckFails(t *testing.T) {
 	damaged[len(damaged)/3] ^= 0xff
 	if _, _, err := zcheck.Check(damaged, ann); err == nil {
 		t.Error("a damaged frame passes")
+	}
+}
+
+// sameAsStorage compresses tarball with lade's writer (in writes of
+// piece bytes) and with containers/storage's compressor, and checks that
+// their TOCs (but for frame offsets) and tar-splits are the same; it
+// returns lade's TOC.
+func sameAsStorage(t *testing.T, tarball []byte, piece int) *zcheck.TOC {
+	t.Helper()
+	blob, ann := compress(t, tarball, 3, piece)
+	ours, ourSplit, err := zcheck.ReadTOC(blob, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var theirBlob bytes.Buffer
+	theirAnn := map[string]string{}
+	level := 3
+	cw, err := compressor.ZstdCompressor(&theirBlob, theirAnn, &level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cw.Write(tarball); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	theirs, theirSplit, err := zcheck.ReadTOC(theirBlob.Bytes(), theirAnn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ourSplit, theirSplit) {
+		t.Errorf("tar-split differs from containers/storage's:\n%s\n%s", ourSplit, theirSplit)
+	}
+	norm := func(toc *zcheck.TOC) []zcheck.FileMetadata {
+		out := slices.Clone(toc.Entries)
+		for i := range out {
+			out[i].Offset, out[i].EndOffset = 0, 0
+			for _, tp := range []**time.Time{&out[i].ModTime, &out[i].AccessTime, &out[i].ChangeTime} {
+				if *tp != nil {
+					u := (*tp).UTC()
+					*tp = &u
+				}
+			}
+		}
+		return out
+	}
+	if a, b := norm(ours), norm(theirs); !reflect.DeepEqual(a, b) {
+		t.Errorf("TOC entries differ from containers/storage's:\n%+v\n%+v", a, b)
+	}
+	return ours
+}
+
+// TestZeroRunsAsStorage: files of random bytes and zero runs of every
+// length around the zeros-chunk threshold, written in odd pieces (runs
+// cross writes), chunk as containers/storage's compressor chunks them.
+func TestZeroRunsAsStorage(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	var files []testFile
+	for f := range 8 {
+		var data []byte
+		for len(data) < 300<<10 {
+			if r.IntN(2) == 0 {
+				data = append(data, make([]byte, 1+r.IntN(2*holesThreshold))...)
+			} else {
+				data = append(data, randomBytes(uint64(len(data)), 1+r.IntN(5000))...)
+			}
+		}
+		files = append(files, testFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("f%d", f), Mode: 0o644, Size: int64(len(data))}, data: data})
+	}
+	tarball := makeTar(t, files)
+	for _, piece := range []int{1 << 20, 777, 4093} {
+		toc := sameAsStorage(t, tarball, piece)
+		zeros := 0
+		for _, e := range toc.Entries {
+			if e.ChunkType == chunkTypeZeros {
+				zeros++
+			}
+		}
+		if zeros < 50 {
+			t.Fatalf("only %d zeros chunks: the test should make many", zeros)
+		}
+	}
+	blob, ann := compress(t, tarball, 3, 777)
+	if _, _, err := zcheck.Check(blob, ann); err != nil {
+		t.Fatal(err)
 	}
 }
