@@ -84,6 +84,8 @@ func BenchmarkCodecs(b *testing.B) {
 		{"stock-gzip-6", "go", "", Compression{Type: GzipCompat}},
 		{"pargzip-6", "go", "", Compression{Type: Gzip}},
 		{"native-gzip-6", "native", "", Compression{Type: Gzip}},
+		{"native-gzip-5", "native", "", Compression{Type: Gzip, Level: level(5)}},
+		{"native-gzip-7", "native", "", Compression{Type: Gzip, Level: level(7)}},
 		{"stock-gzip-9", "go", "", Compression{Type: GzipCompat, Level: level(9)}},
 		{"native-gzip-9", "native", "", Compression{Type: Gzip, Level: level(9)}},
 		{"native-gzip-1", "native", "", Compression{Type: Gzip, Level: level(1)}},
