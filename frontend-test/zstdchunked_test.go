@@ -50,7 +50,9 @@ func checkZstdChunkedLayers(t *testing.T, m ocispec.Manifest, blob func(ocispec.
 // compression=zstd:chunked writes an OCI tar and pushes an image whose
 // layers containers/storage's reader reads (TOC, each file and chunk alone,
 // the tar-split); skopeo reads both. A build on top of the pushed image
-// with force-compression keeps its zstd:chunked base layers as they are.
+// with force-compression keeps its zstd:chunked base layers as they are;
+// with rewrite-timestamp (lade's own layer pipeline) the layers are
+// zstd:chunked too.
 func TestZstdChunked(t *testing.T) {
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	d := startDaemon(t, lade, fmt.Sprintf("[registry.%q]\n  http = true\n", reg.Host))
@@ -99,6 +101,15 @@ func TestZstdChunked(t *testing.T) {
 		t.Errorf("new layer on the base: %v", err)
 	}
 	_ = os.Remove(ociTar)
+
+	// rewrite-timestamp: lade's own pipeline clamps and compresses the layers.
+	clamped := filepath.Join(t.TempDir(), "clamped.tar")
+	d.mustBuild(t, ctx, "--output", "type=oci,dest="+clamped+",name=lade/zc:v3,compression=zstd:chunked,rewrite-timestamp=true,source-date-epoch=86400")
+	lc := openLayoutDir(t, extract(t, clamped))
+	lc.verify(t)
+	var cm ocispec.Manifest
+	mustJSON(t, string(lc.blob(t, lc.root)), &cm)
+	checkZstdChunkedLayers(t, cm, func(d ocispec.Descriptor) []byte { return lc.blob(t, d) })
 }
 
 // zcheckTOCKey is the annotation naming a zstd:chunked layer's TOC digest.
