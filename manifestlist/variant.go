@@ -45,7 +45,8 @@ type VariantOptions struct {
 // store: an OCI manifest with the same config (same bytes and digest) whose
 // layers are inst's recompressed with comp (each blob's diffID is checked
 // as it is read), and returns its descriptor with inst's platform. A zstd
-// variant carries the AnnotationZstd annotation. When inst's layers already
+// or zstd:chunked variant carries the AnnotationZstd annotation, and
+// zstd:chunked layers their TOC annotations. When inst's layers already
 // all have comp's compression the variant is inst's own content as an OCI
 // manifest.
 func Variant(ctx context.Context, store Store, inst ocispec.Descriptor, comp blobs.Compression, opts VariantOptions) (ocispec.Descriptor, error) {
@@ -76,6 +77,9 @@ func Variant(ctx context.Context, store Store, inst ocispec.Descriptor, comp blo
 	out.Config.MediaType = ocispec.MediaTypeImageConfig
 	for _, p := range pairs {
 		d := bare(p.Blob)
+		if p.Compression == blobs.ZstdChunked {
+			d.Annotations = zstdChunkedAnnotations(p.Blob.Annotations)
+		}
 		if d.MediaType, err = ociLayerType(p.Blob.MediaType); err != nil {
 			return ocispec.Descriptor{}, err
 		}
@@ -86,10 +90,22 @@ func Variant(ctx context.Context, store Store, inst ocispec.Descriptor, comp blo
 		return ocispec.Descriptor{}, err
 	}
 	desc.Platform = inst.Platform
-	if comp.Type == blobs.Zstd {
+	if comp.Type == blobs.Zstd || comp.Type == blobs.ZstdChunked {
 		desc.Annotations = map[string]string{AnnotationZstd: "true"}
 	}
 	return desc, nil
+}
+
+// zstdChunkedAnnotations keeps a zstd:chunked layer's TOC annotations,
+// which its partial pulls read from the manifest.
+func zstdChunkedAnnotations(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, k := range blobs.ZstdChunkedAnnotationKeys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // ociLayerType maps a layer media type to its OCI form.

@@ -25,7 +25,7 @@ import (
 // create take from an image.
 var instanceFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "all", Usage: "add every image manifest of an index (default: the one for --platform or this machine)"},
-	&cli.StringSliceFlag{Name: "add-compression", Usage: "also add, per instance, a variant with layers recompressed to `TYPE` (zstd; repeatable)"},
+	&cli.StringSliceFlag{Name: "add-compression", Usage: "also add, per instance, a variant with layers recompressed to `TYPE` (zstd or zstd:chunked; repeatable)"},
 }
 
 // platformFlags override the platform recorded for an instance.
