@@ -15,14 +15,16 @@ import (
 type caseResult struct {
 	name        string
 	compression string
+	level       int
 	platforms   int
 	runs        map[string][]buildTimes
 }
 
-// caseSpec describes one case: its compression, platforms and whether it
-// is a warm re-export.
+// caseSpec describes one case: its compression (and level, 0 for the
+// default), platforms and whether it is a warm re-export.
 type caseSpec struct {
 	compression string
+	level       int
 	platforms   int
 	warm        bool
 	oci         bool
@@ -30,6 +32,7 @@ type caseSpec struct {
 
 var caseSpecs = map[string]caseSpec{
 	"gzip":         {compression: "gzip", platforms: 1},
+	"gzip1":        {compression: "gzip", level: 1, platforms: 1},
 	"zstd":         {compression: "zstd", platforms: 1},
 	"uncompressed": {compression: "uncompressed", platforms: 1},
 	"multi":        {compression: "gzip", platforms: 2},
@@ -83,7 +86,7 @@ func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([
 	var results []*caseResult
 	for _, name := range cfg.cases {
 		spec := caseSpecs[name]
-		cr := &caseResult{name: name, compression: spec.compression, platforms: spec.platforms, runs: map[string][]buildTimes{}}
+		cr := &caseResult{name: name, compression: spec.compression, level: spec.level, platforms: spec.platforms, runs: map[string][]buildTimes{}}
 		for round := 1; round <= cfg.rounds; round++ {
 			for _, d := range ds {
 				t, err := runCase(ctx, d, reg, w, name, spec, round, out, logs, cfg.keepContext, cfg.stages)
@@ -182,6 +185,9 @@ func caseArgs(d *daemon, reg *registry, name string, spec caseSpec, round int, o
 		args = append(args, "--opt", "filename=Dockerfile.multi", "--opt", "platform=linux/amd64,linux/arm64")
 	}
 	comp := ",compression=" + spec.compression
+	if spec.level != 0 {
+		comp += fmt.Sprintf(",compression-level=%d", spec.level)
+	}
 	switch {
 	case spec.oci:
 		return append(args, "--output", "type=oci,dest="+filepath.Join(out, d.kind+".tar")+",name=bench/oci:latest"+comp)

@@ -43,7 +43,7 @@ type config struct {
 }
 
 // allCases are the daemon cases in the order they run.
-var allCases = []string{"gzip", "zstd", "uncompressed", "multi", "oci", "warm"}
+var allCases = []string{"gzip", "gzip1", "zstd", "uncompressed", "multi", "oci", "warm"}
 
 func main() {
 	var cfg config
