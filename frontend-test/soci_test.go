@@ -5,8 +5,10 @@ package frontendtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,7 +34,8 @@ func TestSociPush(t *testing.T) {
 	d := startDaemon(t, lade, "")
 	ctx := contextDir(t, sociDockerfile, nil)
 	ref := reg.Host + "/lade/soci:v1"
-	d.mustBuild(t, ctx, "--output", "type=image,name="+ref+",push=true,registry.insecure=true,soci=true,soci-span-size=1048576,soci-min-layer-size=0")
+	d.mustBuild(t, ctx, "--export-cache", "type=inline",
+		"--output", "type=image,name="+ref+",push=true,registry.insecure=true,soci=true,soci-span-size=1048576,soci-min-layer-size=0")
 
 	var idx ocispec.Index
 	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+ref), &idx)
@@ -78,6 +81,28 @@ func TestSociPush(t *testing.T) {
 		}
 		if i == 1 && toc.MaxSpanID < 3 {
 			t.Errorf("RUN layer zTOC has %d spans, want several at a 1 MiB span size", toc.MaxSpanID+1)
+		}
+	}
+}
+
+// TestSociPushInlineCache is TestSociPush's image as a cache source: a
+// fresh daemon importing the SOCI-enabled image's inline cache hits every
+// step (the SOCI index beside the image does not get in the way).
+func TestSociPushInlineCache(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	ctx := contextDir(t, sociDockerfile, nil)
+	ref := reg.Host + "/lade/soci:cache"
+	startDaemon(t, lade, "").mustBuild(t, ctx, "--export-cache", "type=inline",
+		"--output", "type=image,name="+ref+",push=true,registry.insecure=true,soci=true,soci-min-layer-size=0")
+	fresh := startDaemon(t, lade, fmt.Sprintf("[registry.%q]\n  http = true\n", reg.Host))
+	out := fresh.mustBuild(t, ctx, "--import-cache", "type=registry,ref="+ref, "--output", "type=oci,dest="+filepath.Join(t.TempDir(), "x.tar"))
+	steps := cachedSteps(out)
+	if len(steps) != 2 {
+		t.Fatalf("found %d steps, want 2:\n%s", len(steps), out)
+	}
+	for name, hit := range steps {
+		if !hit {
+			t.Errorf("step %s was not a cache hit:\n%s", name, out)
 		}
 	}
 }
