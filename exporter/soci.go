@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"strconv"
+	"sync"
 
 	"github.com/containerd/errdefs"
 	"github.com/lade-build/lade/blobs"
@@ -138,6 +140,37 @@ func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts 
 	if t, err := blobs.TypeOfMediaType(l.MediaType); err != nil || t != blobs.Gzip || l.Size < sociMinLayerSize(opts) {
 		return layerZtoc{}, false, nil
 	}
+	if !reflect.TypeOf(w.store).Comparable() {
+		return w.buildStoredZtoc(ctx, l, opts)
+	}
+	key := storedZtocKey{store: w.store, layer: l.Digest, span: sociSpanSize(opts)}
+	if v, ok := storedZtocs.Load(key); ok {
+		z := v.(layerZtoc)
+		if _, err := w.store.Info(ctx, z.desc.Digest); err == nil {
+			return z, true, nil
+		}
+	}
+	z, ok, err := w.buildStoredZtoc(ctx, l, opts)
+	if ok {
+		storedZtocs.Store(key, z)
+	}
+	return z, ok, err
+}
+
+// storedZtocs remembers, per store, the zTOCs built for stored layers, so
+// that a long-lived writer (lade-buildkitd's) reads a layer blob for its
+// zTOC once, not at every export.
+var storedZtocs sync.Map
+
+type storedZtocKey struct {
+	store Store
+	layer digest.Digest
+	span  int64
+}
+
+// buildStoredZtoc builds the zTOC of a stored gzip layer from one read of
+// its blob.
+func (w *ImageWriter) buildStoredZtoc(ctx context.Context, l ocispec.Descriptor, opts Options) (layerZtoc, bool, error) {
 	task := progress.Start(opts.Progress, "ztoc:"+l.Digest.String(), "building zTOC of stored layer "+l.Digest.String()+" (read once)", l.Size)
 	ra, err := w.store.ReaderAt(ctx, l)
 	if err != nil {
