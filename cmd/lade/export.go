@@ -53,7 +53,7 @@ Examples:
   lade export -o type=image,name=hello examples/hello
   lade export --platform linux/arm64 --cmd '["/app"]' -o type=oci,dest=app.tar rootfs/ app/
   lade export -f spec.yaml -o type=image,name=127.0.0.1:5000/app,push=true,registry.insecure=true`,
-		Flags:  append(flags, configFlags...),
+		Flags:  append(append(flags, sociFlags...), configFlags...),
 		Action: runExport,
 	}
 }
@@ -65,7 +65,7 @@ func runExport(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	outs, err := parseOutputs(c.StringSlice("output"), c.StringSlice("annotation"), "")
+	outs, err := parseOutputs(withSociFlags(c, c.StringSlice("output")), c.StringSlice("annotation"), "")
 	if err != nil {
 		return err
 	}

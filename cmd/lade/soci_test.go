@@ -39,6 +39,14 @@ func TestExportSociInspect(t *testing.T) {
 		t.Errorf("plain export: layer %s zTOC %q, want the same blob %s without one", p.Digest, p.Ztoc, l.Digest)
 	}
 	c.fail("soci=true needs compression=gzip", "export", "-o", "type=image,name=z:1,soci=true,compression=zstd", dir)
+	// --soci flags apply to every output; an output's own attribute wins.
+	c.ok("export", "--progress", "quiet", "--soci", "--soci-min-layer-size", "0", "-o", "type=image,name=flag:1", "-o", "type=image,name=off:1,soci=false", dir)
+	if f := c.inspect("flag:1").Images[0].Layers[0]; f.Ztoc == "" || f.ZtocSpans >= l.ZtocSpans {
+		t.Errorf("--soci: zTOC %q of %d spans, want one of fewer than %d (4 MiB spans)", f.Ztoc, f.ZtocSpans, l.ZtocSpans)
+	}
+	if o := c.inspect("off:1").Images[0].Layers[0]; o.Ztoc != "" {
+		t.Errorf("soci=false on the output: zTOC %s", o.Ztoc)
+	}
 }
 
 // TestCommitSoci: lade commit --soci gives the new layer a zTOC built while

@@ -8,6 +8,7 @@ import (
 	"github.com/lade-build/lade/commit"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/imagestore"
+	"github.com/lade-build/lade/internal/attrs"
 	"github.com/lade-build/lade/soci"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -54,4 +55,40 @@ func setSoci(c *cli.Command, o *commit.Options) {
 			o.SociMinLayerSize = -1
 		}
 	}
+}
+
+// sociFlags are lade export's --soci flags; an output's own soci
+// attributes win over them.
+var sociFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "soci", Usage: "soci=true on every output: a zTOC per gzip layer and a SOCI index (SOCI index manifest v2)"},
+	&cli.Int64Flag{Name: "soci-span-size", Usage: "soci-span-size=`BYTES` on every output (default 4 MiB)"},
+	&cli.Int64Flag{Name: "soci-min-layer-size", Usage: "soci-min-layer-size=`BYTES` on every output (default 10 MiB; 0: every layer)"},
+}
+
+// withSociFlags adds the --soci flags given to each output spec that does
+// not set the attribute itself.
+func withSociFlags(c *cli.Command, specs []string) []string {
+	out := make([]string, len(specs))
+	for i, spec := range specs {
+		out[i] = spec
+		m, err := attrs.ParseCSV(spec)
+		if err != nil {
+			continue // parseOutputs reports it
+		}
+		on := c.Bool("soci")
+		if v, set := m["soci"]; set {
+			on, _ = attrs.ParseBool("soci", v)
+		}
+		for _, k := range []string{"soci", "soci-span-size", "soci-min-layer-size"} {
+			if _, set := m[k]; set || !c.IsSet(k) || (k != "soci" && !on) {
+				continue
+			}
+			if k == "soci" {
+				out[i] += fmt.Sprintf(",soci=%t", c.Bool(k))
+			} else {
+				out[i] += fmt.Sprintf(",%s=%d", k, c.Int64(k))
+			}
+		}
+	}
+	return out
 }
