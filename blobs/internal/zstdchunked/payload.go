@@ -2,6 +2,7 @@ package zstdchunked
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"hash"
 
 	digest "github.com/opencontainers/go-digest"
@@ -50,47 +51,52 @@ func (p *payload) reset() {
 	p.chunks = p.chunks[:0]
 }
 
-// write adds content bytes. The rolling checksum runs on local copies of
-// its state: this loop is the writer's hottest. Bytes are emitted in the
-// largest slices possible: at chunk ends, before long zero runs and at the
-// end of b; a short zero run stays part of the slice it is in.
+// write adds content bytes. Bytes are emitted in the largest slices
+// possible: at chunk ends, before long zero runs and at the end of b; a
+// short zero run stays part of the slice it is in. Runs of non-zero bytes
+// go through rollSum.scan, zero runs are counted word by word.
 func (p *payload) write(b []byte) {
 	seg, run := 0, -1 // start of the bytes not yet emitted; start of the pending zero run in b
-	rs := &p.rs
-	s1, s2, wofs := rs.s1, rs.s2, rs.wofs
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c == 0 {
+	for i := 0; i < len(b); {
+		if b[i] == 0 {
 			if p.zeros == 0 {
 				run = i
 			}
-			p.zeros++
+			n := zeroPrefix(b[i:])
+			p.zeros += int64(n)
+			i += n
 			continue
 		}
 		if p.zeros > 0 {
-			rs.s1, rs.s2, rs.wofs = s1, s2, wofs
 			seg = p.endRun(b, seg, run, i)
-			s1, s2, wofs = rs.s1, rs.s2, rs.wofs
 			run = -1
 		}
-		drop := uint32(rs.window[wofs&(rollWindow-1)])
-		s1 += uint32(c) - drop
-		s2 += s1 - rollWindow*(drop+rollCharOffset)
-		rs.window[wofs&(rollWindow-1)] = c
-		wofs = (wofs + 1) & (rollWindow - 1)
-		if s2&rollSplitMask == rollSplitMask {
-			p.emit(b[seg : i+1])
+		n, split := p.rs.scan(b[i:])
+		i += n
+		if split {
+			p.emit(b[seg:i])
 			p.endChunk(chunkTypeData)
-			seg = i + 1
+			seg = i
 		}
 	}
-	rs.s1, rs.s2, rs.wofs = s1, s2, wofs
 	switch {
 	case p.zeros == 0:
 		p.emit(b[seg:])
 	case run >= 0:
 		p.emit(b[seg:run]) // the run's zeros stay pending
 	}
+}
+
+// zeroPrefix returns the number of zero bytes b starts with.
+func zeroPrefix(b []byte) int {
+	n := 0
+	for len(b)-n >= 8 && binary.LittleEndian.Uint64(b[n:]) == 0 {
+		n += 8
+	}
+	for n < len(b) && b[n] == 0 {
+		n++
+	}
+	return n
 }
 
 // endRun resolves the zero run ending before b[i]: b[run:i], or, when run
