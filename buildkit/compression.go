@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/blobs"
+	"github.com/lade-build/lade/exporter"
 	bkcompression "github.com/moby/buildkit/util/compression"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -72,11 +73,12 @@ func (t compressionType) Compress(ctx context.Context, comp bkcompression.Config
 		if !ok {
 			hw = &hashWriter{w: dest, h: sha256.New()}
 		}
-		zw, err := c.NewWriter(hw, runtime.GOMAXPROCS(0))
+		lw := &layerWriter{hw: hw}
+		zw, err := lw.withSoci(c, tr).NewWriter(hw, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return nil, err
 		}
-		lw := &layerWriter{zw: zw, hw: hw, task: tr.start(ctx, c)}
+		lw.zw, lw.task = zw, tr.start(ctx, c)
 		mu.Lock()
 		last = lw
 		mu.Unlock()
@@ -173,6 +175,26 @@ type layerWriter struct {
 	closed bool
 	// sealed is the blob's digest once Close succeeded.
 	sealed digest.Digest
+	// ztoc is the layer's zTOC when the export asked for soci (see
+	// withSoci), handed to the exporter once the blob is sealed.
+	ztoc     []byte
+	ztocSpan int64
+}
+
+// withSoci returns c building the layer's zTOC in the compression pass when
+// the export asked for soci=true and c is lade's gzip: the exporter then
+// takes it (exporter.RememberZtoc) instead of reading the blob again.
+func (l *layerWriter) withSoci(c blobs.Compression, tr *tracker) blobs.Compression {
+	span := tr.sociSpan()
+	if span == 0 || c.Type != blobs.Gzip {
+		return c
+	}
+	l.ztocSpan = span
+	c.Soci = &blobs.Soci{SpanSize: span, MinLayerSize: -1, Put: func(_ ocispecs.Descriptor, data []byte) error {
+		l.ztoc = data
+		return nil
+	}}
+	return c
 }
 
 func (l *layerWriter) Write(p []byte) (int, error) {
@@ -208,6 +230,9 @@ func (l *layerWriter) Close() error {
 	l.task.done(dgst, l.hw.written(), err)
 	if err == nil {
 		l.sealed = dgst
+		if l.ztoc != nil {
+			exporter.RememberZtoc(dgst, l.ztocSpan, l.ztoc)
+		}
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/progress"
+	"github.com/lade-build/lade/soci"
 	bkexporter "github.com/moby/buildkit/exporter"
 	"github.com/moby/buildkit/exporter/containerimage"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -51,7 +52,7 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, bi bkexpo
 			_ = done(context.WithoutCancel(ctx))
 		}
 	}()
-	tr := &tracker{}
+	tr := &tracker{soci: sociSpan(i.s.out.Options)}
 	ctx = withTracker(ctx, tr)
 	st, err := i.openTarStream(ctx, p, src, bi.SessionID)
 	if err != nil {
@@ -147,6 +148,17 @@ func (i *instance) commit(ctx context.Context, p *plan, bi bkexporter.ExportBuil
 		}
 	}
 	return res, nil
+}
+
+// sociSpan is the zTOC span size of an export with soci=true, else 0.
+func sociSpan(o exporter.Options) int64 {
+	switch {
+	case !o.Soci:
+		return 0
+	case o.SociSpanSize > 0:
+		return o.SociSpanSize
+	}
+	return soci.DefaultSpanSize
 }
 
 // ladeOptions are the ImageWriter options of the export. Compression,

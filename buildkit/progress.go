@@ -34,6 +34,18 @@ type tracker struct {
 	// sink, when set, receives every blob sealed during the export, with
 	// the size of its uncompressed tar (see tarStream).
 	sink func(desc ocispecs.Descriptor, uncompressed int64)
+	// soci is the zTOC span size when the export asked for soci=true
+	// (see layerWriter.withSoci), else 0.
+	soci int64
+}
+
+// sociSpan returns the export's zTOC span size, 0 without soci=true or
+// outside an export.
+func (t *tracker) sociSpan() int64 {
+	if t == nil {
+		return 0
+	}
+	return t.soci
 }
 
 // freshBlob is a blob compressed during this export.

@@ -140,6 +140,19 @@ func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts 
 	if t, err := blobs.TypeOfMediaType(l.MediaType); err != nil || t != blobs.Gzip || l.Size < sociMinLayerSize(opts) {
 		return layerZtoc{}, false, nil
 	}
+	if v, ok := rememberedZtocs.LoadAndDelete(rememberedKey{l.Digest, sociSpanSize(opts)}); ok {
+		data := v.([]byte)
+		spans, _ := soci.Spans(data)
+		desc := ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: digest.FromBytes(data), Size: int64(len(data))}
+		if err := writeBlob(ctx, w.store, desc, data, nil, opts.Progress, "ztoc"); err != nil {
+			return layerZtoc{}, false, err
+		}
+		z := layerZtoc{desc: desc, spans: spans}
+		if reflect.TypeOf(w.store).Comparable() {
+			storedZtocs.Store(storedZtocKey{store: w.store, layer: l.Digest, span: sociSpanSize(opts)}, z)
+		}
+		return z, true, nil
+	}
 	if !reflect.TypeOf(w.store).Comparable() {
 		return w.buildStoredZtoc(ctx, l, opts)
 	}
@@ -155,6 +168,22 @@ func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts 
 		storedZtocs.Store(key, z)
 	}
 	return z, ok, err
+}
+
+// RememberZtoc hands the exporter the zTOC of a layer blob built while the
+// blob was compressed outside it (lade-buildkitd's BuildKit pipeline, with
+// a gzip writer given blobs.Soci): the next export with soci=true and that
+// span size uses it instead of reading the blob.
+func RememberZtoc(layer digest.Digest, spanSize int64, data []byte) {
+	rememberedZtocs.Store(rememberedKey{layer, spanSize}, data)
+}
+
+// rememberedZtocs holds RememberZtoc's zTOCs until an export takes them.
+var rememberedZtocs sync.Map
+
+type rememberedKey struct {
+	layer digest.Digest
+	span  int64
 }
 
 // storedZtocs remembers, per store, the zTOCs built for stored layers, so
