@@ -137,10 +137,11 @@ func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts 
 			return layerZtoc{}, false, fmt.Errorf("zTOC %s of layer %s: %w", d, l.Digest, err)
 		}
 	}
+	remembered, ok := rememberedZtocs.LoadAndDelete(rememberedKey{l.Digest, sociSpanSize(opts)})
 	if t, err := blobs.TypeOfMediaType(l.MediaType); err != nil || t != blobs.Gzip || l.Size < sociMinLayerSize(opts) {
 		return layerZtoc{}, false, nil
 	}
-	if v, ok := rememberedZtocs.LoadAndDelete(rememberedKey{l.Digest, sociSpanSize(opts)}); ok {
+	if v := remembered; ok {
 		data := v.([]byte)
 		spans, _ := soci.Spans(data)
 		desc := ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: digest.FromBytes(data), Size: int64(len(data))}
