@@ -18,10 +18,15 @@ var ZstdChunkedAnnotationKeys = zstdchunked.AnnotationKeys
 const AnnotationZstdChunkedTOC = zstdchunked.ManifestChecksumKey
 
 // newZstdChunkedWriter returns the zstd:chunked writer: one pass over the
-// tar, frames compressed on the caller's goroutine with klauspost's
-// encoder; its annotations reach the layer descriptor through Annotator.
+// tar, frames compressed on the caller's goroutine with the encoder
+// ZstdChunkedCodec chooses; its annotations reach the layer descriptor
+// through Annotator.
 func newZstdChunkedWriter(w io.Writer, level int) (io.WriteCloser, error) {
-	return zstdchunked.NewWriter(w, level)
+	codec, err := ZstdChunkedCodec()
+	if err != nil {
+		return nil, err
+	}
+	return zstdchunked.NewWriter(w, level, codec != "")
 }
 
 // TypeOfDescriptor returns the compression of a layer descriptor: that of

@@ -46,10 +46,11 @@ func LevelRange() (lo, hi int) {
 // Writer compresses into an io.Writer as one zstd frame with a content
 // checksum. It is not safe for concurrent use.
 type Writer struct {
-	w   io.Writer
-	cc  *C.ZSTD_CCtx
-	out []byte
-	err error
+	w        io.Writer
+	cc       *C.ZSTD_CCtx
+	out      []byte
+	err      error
+	borrowed bool // cc is a FrameEncoder's: Close leaves it alive
 }
 
 // NewWriter returns a Writer compressing into w at level (1 to 22).
@@ -120,13 +121,16 @@ func (z *Writer) step(p []byte, inPos *C.size_t, end bool) (C.size_t, error) {
 	return r, nil
 }
 
-// Close ends the frame, writes it out and frees the encoder.
+// Close ends the frame, writes it out and frees the encoder (unless it
+// belongs to a FrameEncoder).
 func (z *Writer) Close() error {
 	if z.cc == nil {
 		return z.err
 	}
 	defer func() {
-		C.ZSTD_freeCCtx(z.cc)
+		if !z.borrowed {
+			C.ZSTD_freeCCtx(z.cc)
+		}
 		z.cc = nil
 	}()
 	for z.err == nil {

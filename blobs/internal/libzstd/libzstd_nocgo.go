@@ -31,3 +31,18 @@ func (*Writer) Write([]byte) (int, error) { return 0, errNoCgo }
 
 // Close fails in a build without cgo.
 func (*Writer) Close() error { return errNoCgo }
+
+// FrameEncoder is unavailable without cgo.
+type FrameEncoder struct{}
+
+// NewFrameEncoder fails in a build without cgo.
+func NewFrameEncoder(int) (*FrameEncoder, error) { return nil, errNoCgo }
+
+// EncodeAll fails in a build without cgo.
+func (*FrameEncoder) EncodeAll(_, dst []byte) ([]byte, error) { return dst, errNoCgo }
+
+// Stream fails in a build without cgo.
+func (*FrameEncoder) Stream(io.Writer) (*Writer, error) { return nil, errNoCgo }
+
+// Close does nothing in a build without cgo.
+func (*FrameEncoder) Close() {}

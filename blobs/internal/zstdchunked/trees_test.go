@@ -102,12 +102,19 @@ func makeTar(t testing.TB, files []testFile) []byte {
 	return b.Bytes()
 }
 
-// compress writes tarball through a Writer in pieces of the given sizes
-// (repeated), and returns the blob and its annotations.
+// compress writes tarball through a Writer with klauspost's encoder in
+// pieces of the given sizes (repeated), and returns the blob and its
+// annotations.
 func compress(t testing.TB, tarball []byte, level int, pieces ...int) ([]byte, map[string]string) {
 	t.Helper()
+	return compressWith(t, tarball, level, false, pieces...)
+}
+
+// compressWith is compress with libzstd's frames when native is set.
+func compressWith(t testing.TB, tarball []byte, level int, native bool, pieces ...int) ([]byte, map[string]string) {
+	t.Helper()
 	var out bytes.Buffer
-	w, err := NewWriter(&out, level)
+	w, err := NewWriter(&out, level, native)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,9 +49,13 @@ type hash64 interface {
 	Reset()
 }
 
-// NewWriter returns a Writer writing into w at the zstd level.
-func NewWriter(w io.Writer, level int) (*Writer, error) {
-	fw, err := newFrameWriter(w, level)
+// NewWriter returns a Writer writing into w at the zstd level, with
+// klauspost's encoder, or with libzstd when native is set (which fails in
+// a binary built without it: see libzstd.Available). The two encoders'
+// frames differ; the TOC but for frame offsets, the tar-split and the
+// tar a zstd reader gets back do not.
+func NewWriter(w io.Writer, level int, native bool) (*Writer, error) {
+	fw, err := newFrameWriter(w, level, native)
 	if err != nil {
 		return nil, err
 	}
@@ -151,9 +155,14 @@ func (z *Writer) addSplit(e storage.Entry) error {
 }
 
 // Close writes the tail of the tar, the TOC, the tar-split and the
-// footer. It does not close the underlying writer.
+// footer, and frees the encoder, also after an error. It does not close
+// the underlying writer.
 func (z *Writer) Close() error {
+	if !z.closed {
+		defer z.fw.codec.close()
+	}
 	if z.closed || z.err != nil {
+		z.closed = true
 		return z.err
 	}
 	z.closed = true
@@ -195,7 +204,10 @@ func (z *Writer) writeTOC() error {
 	if err != nil {
 		return fmt.Errorf("zstd:chunked TOC: %w", err)
 	}
-	compressed := z.fw.compress(manifest)
+	compressed, err := z.fw.compress(manifest)
+	if err != nil {
+		return fmt.Errorf("zstd:chunked TOC: %w", err)
+	}
 	tocOffset := z.fw.n + 8
 	splitOffset := tocOffset + int64(len(compressed)) + 8
 	f := footer{
