@@ -36,7 +36,7 @@ type Writer struct {
 	splitZ     *zstd.Encoder
 	splitBuf   bytes.Buffer
 	splitCount int64
-	packer     storage.Packer
+	packer     *splitPacker
 
 	annotations map[string]string
 	err         error
@@ -69,7 +69,7 @@ func NewWriter(w io.Writer, level int, native bool) (*Writer, error) {
 		zw.splitCount += int64(len(p))
 		return zw.splitZ.Write(p)
 	})
-	zw.packer = storage.NewJSONPacker(counted)
+	zw.packer = newSplitPacker(counted)
 	return zw, nil
 }
 
@@ -145,7 +145,7 @@ func (z *Writer) endFile() {
 }
 
 func (z *Writer) addSplit(e storage.Entry) error {
-	if _, err := z.packer.AddEntry(e); err != nil {
+	if err := z.packer.add(e); err != nil {
 		if errors.Is(err, storage.ErrDuplicatePath) {
 			return fmt.Errorf("zstd:chunked: the layer tar has two entries named %q, which its tar-split cannot describe: use compression=zstd for this layer", e.GetName())
 		}
