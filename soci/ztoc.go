@@ -54,11 +54,22 @@ type Builder struct {
 }
 
 // checkpoint is a place a reader can start inflating: the compressed
-// offset (byte-aligned: zinfo's bits are 0), the uncompressed offset, and
-// the 32 KiB before it.
+// offset (zinfo's in: of the byte after the one holding the block's first
+// bit if bits is not 0), the number of the block's bits in the byte
+// before in, the uncompressed offset, and the 32 KiB before it.
 type checkpoint struct {
 	in, out int64
+	bits    uint8
 	window  []byte
+}
+
+// spanStart is where the span starting at p starts in the blob: at in, or
+// at the byte before it that holds its first bits.
+func (p checkpoint) spanStart() int64 {
+	if p.bits != 0 {
+		return p.in - 1
+	}
+	return p.in
 }
 
 // NewBuilder returns a Builder placing checkpoints about spanSize bytes of
@@ -151,7 +162,7 @@ func (b *Builder) Finish() (*ZTOC, error) {
 	return &ZTOC{
 		Files: files, SpanSize: b.spanSize, Spans: len(b.points),
 		CompressedSize: b.n, UncompressedSize: tarSize,
-		SpanDigests: digests, Checkpoints: b.zinfo(),
+		SpanDigests: digests, Checkpoints: zinfo(b.spanSize, b.points),
 	}, nil
 }
 
@@ -177,20 +188,19 @@ func (b *Builder) dropFinalPoint() error {
 	return nil
 }
 
-// zinfo encodes the checkpoints as soci-snapshotter's gzip zinfo (version
-// 2): the checkpoint count (int32) and span size (int64), then per
-// checkpoint the compressed offset and uncompressed offset (int64), the
-// bit offset (one byte, 0 here: every checkpoint is byte-aligned) and the
-// 32 KiB window; little-endian.
-func (b *Builder) zinfo() []byte {
+// zinfo encodes checkpoints as soci-snapshotter's gzip zinfo (version 2):
+// the checkpoint count (int32) and span size (int64), then per checkpoint
+// the compressed offset and uncompressed offset (int64), the bits (one
+// byte) and the 32 KiB window; little-endian.
+func zinfo(spanSize int64, points []checkpoint) []byte {
 	const per = 8 + 8 + 1 + windowSize
-	out := make([]byte, 4+8, 4+8+per*len(b.points))
-	binary.LittleEndian.PutUint32(out[0:], uint32(len(b.points)))
-	binary.LittleEndian.PutUint64(out[4:], uint64(b.spanSize))
-	for _, p := range b.points {
+	out := make([]byte, 4+8, 4+8+per*len(points))
+	binary.LittleEndian.PutUint32(out[0:], uint32(len(points)))
+	binary.LittleEndian.PutUint64(out[4:], uint64(spanSize))
+	for _, p := range points {
 		out = binary.LittleEndian.AppendUint64(out, uint64(p.in))
 		out = binary.LittleEndian.AppendUint64(out, uint64(p.out))
-		out = append(out, 0)
+		out = append(out, p.bits)
 		out = append(out, p.window...)
 	}
 	return out
