@@ -219,10 +219,12 @@ func (s *gzipScan) finish() (*ZTOC, error) {
 
 // dropFinalPoint removes a checkpoint with no tar data after it (a block
 // start before an empty last block), which would start an empty span, and
-// folds its few bytes back into the span before it.
+// folds its few bytes back into the span before it, as the zTOC made
+// while compressing has it. In other blobs it stays, as zran keeps it
+// (Go's compress/gzip ends with an empty block).
 func (s *gzipScan) dropFinalPoint(tarSize int64) error {
 	last := s.points[len(s.points)-1]
-	if len(s.points) == 1 || last.out < tarSize || s.tailLost {
+	if !s.aligned || len(s.points) == 1 || last.out < tarSize || s.tailLost {
 		return nil
 	}
 	h := sha256.New()

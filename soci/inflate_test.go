@@ -131,3 +131,30 @@ func FuzzInflate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { sameAsFlate(t, data) })
 }
+
+// BenchmarkInflate compares lade's inflater with compress/flate on Go's
+// compress sources (text) repeated to 8 MiB, level 6.
+func BenchmarkInflate(b *testing.B) {
+	text := testCorpus(b)[3]
+	in := bytes.Repeat(text, 8<<20/len(text)+1)[:8<<20]
+	var c bytes.Buffer
+	zw, _ := flate.NewWriter(&c, 6)
+	zw.Write(in)
+	zw.Close()
+	b.Run("compress-flate", func(b *testing.B) {
+		b.SetBytes(int64(len(in)))
+		for b.Loop() {
+			io.Copy(io.Discard, flate.NewReader(bytes.NewReader(c.Bytes())))
+		}
+	})
+	b.Run("lade", func(b *testing.B) {
+		b.SetBytes(int64(len(in)))
+		for b.Loop() {
+			br := newBitReader(bytes.NewReader(c.Bytes()), func([]byte) {})
+			f := newInflater(br, func([]byte) error { return nil }, func(blockStart) error { return nil })
+			if err := f.member(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
