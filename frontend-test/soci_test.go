@@ -111,6 +111,80 @@ func TestSociPushInlineCache(t *testing.T) {
 	}
 }
 
+// TestSociStockBase: an image built FROM a base that the stock buildkitd
+// pushed (its layers gzipped by Go's compress/gzip, not cut into lade's
+// blocks) gets a zTOC for every base layer too, built by lade-buildkitd
+// from one read of each stored blob, that soci-snapshotter's ztoc package
+// extracts every file of the pushed blob with, in several spans.
+func TestSociStockBase(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	base := reg.Host + "/lade/stock-base:v1"
+	startDaemon(t, stock, "").mustBuild(t, contextDir(t, sociDockerfile, nil),
+		"--output", "type=image,name="+base+",push=true,registry.insecure=true,oci-mediatypes=true")
+	var bm ocispec.Manifest
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+base), &bm)
+	if len(bm.Layers) != 2 {
+		t.Fatalf("stock base image has %d layers, want 2", len(bm.Layers))
+	}
+
+	d := startDaemon(t, lade, fmt.Sprintf("[registry.%q]\n  http = true\n", reg.Host))
+	ref := reg.Host + "/lade/soci-on-stock:v1"
+	df := "FROM " + base + "\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox seq 1 200000 > /more\"]\n"
+	out := d.mustBuild(t, contextDir(t, df, nil),
+		"--output", "type=image,name="+ref+",push=true,registry.insecure=true,soci=true,soci-span-size=1048576,soci-min-layer-size=0")
+	if strings.Count(out, "building zTOC of stored layer") < 2 || strings.Contains(out, "no zTOC") {
+		t.Errorf("the stock base layers did not get their zTOCs from one read each:\n%s", out)
+	}
+
+	var idx ocispec.Index
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+ref), &idx)
+	if len(idx.Manifests) != 2 {
+		t.Fatalf("pushed index has %d manifests, want the image and its SOCI index", len(idx.Manifests))
+	}
+	var m, sm ocispec.Manifest
+	repo := "lade/soci-on-stock"
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Host+"/"+repo+"@"+idx.Manifests[0].Digest.String()), &m)
+	mustJSON(t, skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Host+"/"+repo+"@"+idx.Manifests[1].Digest.String()), &sm)
+	if len(m.Layers) != 3 || len(sm.Layers) != 3 {
+		t.Fatalf("%d zTOCs for %d layers, want one for each of 3", len(sm.Layers), len(m.Layers))
+	}
+	for i, z := range sm.Layers {
+		layer := m.Layers[i]
+		if i < 2 && layer.Digest != bm.Layers[i].Digest {
+			t.Fatalf("layer %d is %s, not the stock base's blob %s", i, layer.Digest, bm.Layers[i].Digest)
+		}
+		if z.Annotations["com.amazon.soci.image-layer-digest"] != layer.Digest.String() {
+			t.Fatalf("zTOC %d is for %s, want layer %s", i, z.Annotations["com.amazon.soci.image-layer-digest"], layer.Digest)
+		}
+		toc, err := ztoc.Unmarshal(bytes.NewReader(registryBlob(t, reg.Host, repo, z.Digest.String())))
+		if err != nil {
+			t.Fatalf("zTOC %d: soci-snapshotter cannot read it: %v", i, err)
+		}
+		blob := registryBlob(t, reg.Host, repo, layer.Digest.String())
+		sr := io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob)))
+		files := 0
+		for _, f := range toc.FileMetadata {
+			if f.Type != "reg" {
+				continue
+			}
+			data, err := toc.ExtractFile(sr, f.Name)
+			if err != nil || int64(len(data)) != int64(f.UncompressedSize) {
+				t.Fatalf("layer %d: extract %s: %v (%d of %d bytes)", i, f.Name, err, len(data), f.UncompressedSize)
+			}
+			if f.Name == "seq" && !strings.HasPrefix(string(data), "1\n2\n3\n") {
+				t.Errorf("layer %d: /seq extracted as %q...", i, data[:min(len(data), 16)])
+			}
+			files++
+		}
+		if files == 0 {
+			t.Errorf("layer %d: no regular file in its zTOC", i)
+		}
+		if i == 1 && toc.MaxSpanID < 3 {
+			t.Errorf("stock RUN layer's zTOC has %d spans, want several at a 1 MiB span size", toc.MaxSpanID+1)
+		}
+	}
+}
+
 // registryBlob fetches a blob from a plain-HTTP registry.
 func registryBlob(t *testing.T, host, repo, dgst string) []byte {
 	t.Helper()

@@ -284,3 +284,21 @@ func tarFiles(t testing.TB, tarball []byte) map[string][]byte {
 		out[h.Name] = data
 	}
 }
+
+// BenchmarkForeignGzipSociBuilder is soci-snapshotter's own builder
+// (zlib's zran for the checkpoints, compress/gzip for the file table) on
+// BenchmarkForeignGzip's layer, the blob in a file as its IndexBuilder
+// has it.
+func BenchmarkForeignGzipSociBuilder(b *testing.B) {
+	tarball, blob := goSourceLayer(b)
+	path := filepath.Join(b.TempDir(), "layer.tar.gz")
+	if err := os.WriteFile(path, blob, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(tarball)))
+	for b.Loop() {
+		if _, err := ztoc.NewBuilder("test").BuildZtoc(path, soci.DefaultSpanSize); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
