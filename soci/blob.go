@@ -87,13 +87,14 @@ func (s *gzipScan) run() error {
 }
 
 // header reads a gzip member header (RFC 1952 2.3), checking its CRC16 if
-// it has one.
+// it has one; reserved flags are ignored, as compress/gzip (containerd's
+// and docker's reader) ignores them.
 func (s *gzipScan) header() error {
 	var hdr [10]byte
 	if err := s.br.bytes(hdr[:]); err != nil {
 		return fmt.Errorf("read gzip header: %w", err)
 	}
-	if hdr[0] != 0x1f || hdr[1] != 0x8b || hdr[2] != 8 || hdr[3]&0xe0 != 0 {
+	if hdr[0] != 0x1f || hdr[1] != 0x8b || hdr[2] != 8 {
 		return corruptAt(s.br.base+int64(s.br.i)-10, "not a gzip member header")
 	}
 	crc := crc32.ChecksumIEEE(hdr[:])
