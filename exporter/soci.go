@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/progress"
@@ -164,11 +165,67 @@ func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts 
 			return z, true, nil
 		}
 	}
+	if z, ok := w.labelledZtoc(ctx, l, sociSpanSize(opts)); ok {
+		storedZtocs.Store(key, z)
+		return z, true, nil
+	}
 	z, ok, err := w.buildStoredZtoc(ctx, l, opts)
 	if ok {
 		storedZtocs.Store(key, z)
+		w.labelZtoc(ctx, l, sociSpanSize(opts), z)
 	}
 	return z, ok, err
+}
+
+// labelZtocPrefix + the span size labels a stored layer's blob with the
+// zTOC lade built for it, so that a later process (the next lade export,
+// a restarted lade-buildkitd) reuses it instead of reading the layer
+// again; labelZtocGCPrefix keeps the zTOC as long as the layer. v2: zTOCs
+// of any gzip, checkpoints at any bit.
+const (
+	labelZtocPrefix   = "io.github.lade-build.ztoc.v2.span."
+	labelZtocGCPrefix = "containerd.io/gc.ref.content.lade-ztoc."
+)
+
+// labelUpdater is a store that keeps labels (containerd's content stores).
+type labelUpdater interface {
+	Update(ctx context.Context, info content.Info, fieldpaths ...string) (content.Info, error)
+}
+
+// labelZtoc records z on the layer blob, where the store keeps labels.
+// It is a cache: a store that refuses costs a read of the layer next time.
+func (w *ImageWriter) labelZtoc(ctx context.Context, l ocispec.Descriptor, span int64, z layerZtoc) {
+	u, ok := w.store.(labelUpdater)
+	if !ok {
+		return
+	}
+	k, gc := labelZtocPrefix+strconv.FormatInt(span, 10), labelZtocGCPrefix+strconv.FormatInt(span, 10)
+	info := content.Info{Digest: l.Digest, Labels: map[string]string{k: z.desc.Digest.String(), gc: z.desc.Digest.String()}}
+	_, _ = u.Update(ctx, info, "labels."+k, "labels."+gc)
+}
+
+// labelledZtoc finds the zTOC labelZtoc recorded for layer l, if the store
+// still has it.
+func (w *ImageWriter) labelledZtoc(ctx context.Context, l ocispec.Descriptor, span int64) (layerZtoc, bool) {
+	info, err := w.store.Info(ctx, l.Digest)
+	if err != nil {
+		return layerZtoc{}, false
+	}
+	d, err := digest.Parse(info.Labels[labelZtocPrefix+strconv.FormatInt(span, 10)])
+	if err != nil {
+		return layerZtoc{}, false
+	}
+	zi, err := w.store.Info(ctx, d)
+	if err != nil {
+		return layerZtoc{}, false
+	}
+	desc := ocispec.Descriptor{MediaType: blobs.MediaTypeZtoc, Digest: d, Size: zi.Size}
+	data, err := content.ReadBlob(ctx, w.store, desc)
+	if err != nil {
+		return layerZtoc{}, false
+	}
+	spans, ok := soci.Spans(data)
+	return layerZtoc{desc: desc, spans: spans}, ok
 }
 
 // RememberZtoc hands the exporter the zTOC of a layer blob built while the
