@@ -125,8 +125,8 @@ func sociSpanSize(opts Options) int64 {
 }
 
 // layerZtoc finds or builds the zTOC of layer l; ok is false when it has
-// none: under the minimum size, not gzip, or gzip not cut into lade's
-// blocks (said in progress).
+// none: under the minimum size, not gzip, or a blob that is not valid gzip
+// (said in progress).
 func (w *ImageWriter) layerZtoc(ctx context.Context, l ocispec.Descriptor, opts Options) (layerZtoc, bool, error) {
 	if d, err := digest.Parse(l.Annotations[blobs.AnnotationZtoc]); err == nil {
 		info, err := w.store.Info(ctx, d)
