@@ -5,6 +5,9 @@
 // are byte-aligned and need only the 32 KiB before them), and places a
 // checkpoint at the first block start at or past each span boundary. The
 // zTOC is serialized with soci-snapshotter's flatbuffers schema and its
-// gzip zinfo layout; nothing is decompressed or read twice. Packaging zTOCs
+// gzip zinfo layout; nothing is decompressed or read twice. FromGzip builds
+// the zTOC of a stored gzip blob of any origin in one read, with lade's own
+// DEFLATE decoder (inflate.go), which reports where each block starts, to
+// the bit, as zlib's zran does for soci-snapshotter. Packaging zTOCs
 // into a SOCI-enabled image is the exporter's (exporter/soci.go).
 package soci
