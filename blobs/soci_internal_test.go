@@ -277,7 +277,7 @@ func parseZtocForTest(t testing.TB, b []byte) parsedZtoc {
 // one too (checkpoints at any block start).
 func TestSociFromBlob(t *testing.T) {
 	tarball := sociTree(t, 2)
-	for _, span := range []int64{1 << 20, 3 << 20} {
+	for _, span := range []int64{512 << 10, 1 << 20, 3 << 20} {
 		got := compressSoci(t, nil, tarball, Soci{SpanSize: span, MinLayerSize: -1}, 1<<20)
 		z, err := soci.FromGzip(bytes.NewReader(got.blob), span, pargzip.BlockSize)
 		if err != nil {

@@ -24,7 +24,9 @@ import (
 // (lade's gzip: a sync flush ends each block; lade's libdeflate codec: a
 // member per block) are recognised at their first block, and then only
 // such block starts take checkpoints, as in the zTOC made while
-// compressing (byte for byte the same for lade's pure-Go gzip).
+// compressing (byte for byte the same for lade's pure-Go gzip). So that
+// the first block can be told, no checkpoint but the first goes before
+// alignBlock uncompressed bytes; 0 turns this off (pure zran placement).
 func FromGzip(r io.Reader, spanSize, alignBlock int64) (*ZTOC, error) {
 	if spanSize <= 0 {
 		spanSize = DefaultSpanSize
@@ -167,10 +169,12 @@ func (s *gzipScan) blockStart(b blockStart) error {
 		return nil
 	}
 	since := b.out - s.points[len(s.points)-1].out
-	if s.align > 0 && clean && b.out > 0 && b.out%s.align == 0 && len(s.points) == 1 && b.out <= s.span {
+	first := s.align > 0 && len(s.points) == 1 && b.out <= s.align
+	if first && clean && b.out == s.align {
 		s.aligned = true
 	}
-	due := since > s.span
+	// Until lade's first block would end, the blob may yet prove aligned.
+	due := since > s.span && !first
 	if s.aligned {
 		// A blob that stops being aligned gets checkpoints anyway.
 		due = since >= s.span && (clean || since >= s.span+s.align)
