@@ -7,7 +7,8 @@
 // skippable frames and gets back the tar byte for byte. The chunk
 // boundaries, TOC and tar-split are those go.podman.io/storage's
 // compressor (pkg/chunked/compressor) makes for the same tar; the frames
-// are klauspost zstd frames at the chosen level.
+// are klauspost's or libzstd's zstd frames at the chosen level, without
+// content checksums.
 package zstdchunked
 
 import (
