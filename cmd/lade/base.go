@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -39,25 +38,23 @@ func loadBase(ctx context.Context, s *imagestore.Store, ref string, p ocispec.Pl
 }
 
 // readStored reads a small blob of the store, verified by the library's
-// one verified read (archive.ReadVerified). Content that does not match
-// its digest is a corrupt store, which lade check reports in full.
+// one verified read (archive.ReadVerified).
 func readStored(ctx context.Context, p content.Provider, d ocispec.Descriptor) ([]byte, error) {
 	b, err := archive.ReadVerified(ctx, p, d)
-	if errors.Is(err, cache.ErrDigestMismatch) {
-		return nil, fmt.Errorf("%w (the store is corrupt: run lade check)", err)
-	}
-	return b, err
+	return b, corrupt(err)
 }
 
-// readJSON reads a small blob of the store (readStored) and decodes its
-// JSON into v.
+// readJSON reads a small blob of the store as readStored does and decodes
+// its JSON into v.
 func readJSON(ctx context.Context, p content.Provider, d ocispec.Descriptor, v any) error {
-	b, err := readStored(ctx, p, d)
-	if err != nil {
-		return err
+	return corrupt(archive.ReadJSON(ctx, p, d, v))
+}
+
+// corrupt says what to do when content does not match its digest: the
+// store is corrupt, which lade check reports in full.
+func corrupt(err error) error {
+	if errors.Is(err, cache.ErrDigestMismatch) {
+		return fmt.Errorf("%w (the store is corrupt: run lade check)", err)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", d.Digest, err)
-	}
-	return nil
+	return err
 }

@@ -179,6 +179,19 @@ func ReadVerified(ctx context.Context, p content.Provider, desc ocispec.Descript
 	return data, nil
 }
 
+// ReadJSON reads a small blob through ReadVerified and decodes its JSON
+// into v.
+func ReadJSON(ctx context.Context, p content.Provider, desc ocispec.Descriptor, v any) error {
+	data, err := ReadVerified(ctx, p, desc)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode blob %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
 // BlobPath is the slash-separated path of a blob inside a layout:
 // blobs/<algorithm>/<encoded>.
 func BlobPath(d digest.Digest) string {

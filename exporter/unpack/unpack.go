@@ -7,7 +7,6 @@ package unpack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/cache"
+	imagearchive "github.com/lade-build/lade/exporter/archive"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -100,13 +100,13 @@ func resolve(ctx context.Context, p content.Provider, root ocispec.Descriptor, p
 	var m ocispec.Manifest
 	var cfg ocispec.Image
 	desc := root
-	if isIndex(root.MediaType) {
+	if imagearchive.IsIndex(root.MediaType) {
 		want := platforms.DefaultSpec()
 		if platform != nil {
 			want = *platform
 		}
 		var idx ocispec.Index
-		if err := readJSON(ctx, p, root, &idx); err != nil {
+		if err := imagearchive.ReadJSON(ctx, p, root, &idx); err != nil {
 			return m, cfg, err
 		}
 		match := platforms.Only(want)
@@ -121,26 +121,10 @@ func resolve(ctx context.Context, p content.Provider, root ocispec.Descriptor, p
 			return m, cfg, fmt.Errorf("image has no manifest for %s", platforms.Format(want))
 		}
 	}
-	if err := readJSON(ctx, p, desc, &m); err != nil {
+	if err := imagearchive.ReadJSON(ctx, p, desc, &m); err != nil {
 		return m, cfg, err
 	}
-	return m, cfg, readJSON(ctx, p, m.Config, &cfg)
-}
-
-func isIndex(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
-// readJSON reads a small blob, verifies it and decodes it.
-func readJSON(ctx context.Context, p content.Provider, d ocispec.Descriptor, v any) error {
-	b, err := content.ReadBlob(ctx, p, d)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", d.Digest, err)
-	}
-	if digest.FromBytes(b) != d.Digest {
-		return fmt.Errorf("blob %s: %w", d.Digest, cache.ErrDigestMismatch)
-	}
-	return json.Unmarshal(b, v)
+	return m, cfg, imagearchive.ReadJSON(ctx, p, m.Config, &cfg)
 }
 
 // emptyDir creates dir or checks it is empty.

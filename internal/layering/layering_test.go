@@ -38,10 +38,10 @@ type layer struct {
 var layers = []layer{
 	{"leaves", []unit{{path: "progress"}, {path: "internal/writeback"}, {path: "internal/testutil"}, {path: "registries"}, {path: "soci"}}},
 	{"refs", []unit{{path: "cache"}}},
-	{"pipeline", []unit{{path: "blobs"}, {path: "exporter/archive"}, {path: "exporter/unpack"}, {path: "exporter/exportertest"}}},
+	{"pipeline", []unit{{path: "blobs"}, {path: "exporter/archive"}, {path: "exporter/exportertest"}}},
 	{"writer, store and outputs", []unit{
 		{path: "exporter", exact: true},
-		{path: "imagestore"},
+		{path: "imagestore"}, {path: "exporter/unpack"},
 		{path: "exporter/oci"}, {path: "exporter/docker"}, {path: "exporter/push"}, {path: "exporter/containerd"},
 	}},
 	{"workflows", []unit{{path: "commit"}, {path: "manifestlist"}, {path: "transfer"}, {path: "internal/attrs"}}},
