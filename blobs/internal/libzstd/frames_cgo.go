@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"unsafe"
 )
 
@@ -41,7 +42,11 @@ func NewFrameEncoder(level int) (*FrameEncoder, error) {
 			return nil, fmt.Errorf("libzstd: set parameter %d to %d: %w", p.param, p.value, err)
 		}
 	}
-	return &FrameEncoder{cc: cc}, nil
+	e := &FrameEncoder{cc: cc}
+	// A writer that fails and is dropped without Close must not leak
+	// the context, which lives in C memory.
+	runtime.SetFinalizer(e, (*FrameEncoder).Close)
+	return e, nil
 }
 
 // EncodeAll appends src to dst as one frame, which records its content
@@ -81,7 +86,7 @@ func (e *FrameEncoder) Stream(w io.Writer) (*Writer, error) {
 	if e.out == nil {
 		e.out = make([]byte, int(C.ZSTD_CStreamOutSize()))
 	}
-	return &Writer{w: w, cc: e.cc, out: e.out, borrowed: true}, nil
+	return &Writer{w: w, cc: e.cc, out: e.out, owner: e}, nil
 }
 
 // Close frees the encoder.

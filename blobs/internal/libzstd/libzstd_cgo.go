@@ -46,11 +46,11 @@ func LevelRange() (lo, hi int) {
 // Writer compresses into an io.Writer as one zstd frame with a content
 // checksum. It is not safe for concurrent use.
 type Writer struct {
-	w        io.Writer
-	cc       *C.ZSTD_CCtx
-	out      []byte
-	err      error
-	borrowed bool // cc is a FrameEncoder's: Close leaves it alive
+	w     io.Writer
+	cc    *C.ZSTD_CCtx
+	out   []byte
+	err   error
+	owner *FrameEncoder // cc is owner's: Close leaves it alive (and owner reachable)
 }
 
 // NewWriter returns a Writer compressing into w at level (1 to 22).
@@ -128,7 +128,7 @@ func (z *Writer) Close() error {
 		return z.err
 	}
 	defer func() {
-		if !z.borrowed {
+		if z.owner == nil {
 			C.ZSTD_freeCCtx(z.cc)
 		}
 		z.cc = nil
