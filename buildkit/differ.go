@@ -215,21 +215,31 @@ func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Co
 	}
 	_ = cw.Close()
 	cw = nil
+	size, err := d.labelDiffID(ctx, dgst, uncompressed)
+	if err != nil {
+		return ocispecs.Descriptor{}, err
+	}
+	return ocispecs.Descriptor{MediaType: cfg.MediaType, Digest: dgst, Size: size}, nil
+}
+
+// labelDiffID adds the diffID label to a committed blob that existed
+// without it, and returns the blob's size.
+func (d *Differ) labelDiffID(ctx context.Context, dgst, uncompressed digest.Digest) (int64, error) {
 	info, err := d.cs.Info(ctx, dgst)
 	if err != nil {
-		return ocispecs.Descriptor{}, fmt.Errorf("layer %s: %w", dgst, err)
+		return 0, fmt.Errorf("layer %s: %w", dgst, err)
 	}
-	if info.Labels[labels.LabelUncompressed] == "" {
-		// The blob existed without the label: add it.
-		if info.Labels == nil {
-			info.Labels = map[string]string{}
-		}
-		info.Labels[labels.LabelUncompressed] = uncompressed.String()
-		if _, err := d.cs.Update(ctx, info, "labels."+labels.LabelUncompressed); err != nil {
-			return ocispecs.Descriptor{}, fmt.Errorf("label layer %s with its diffID: %w", dgst, err)
-		}
+	if info.Labels[labels.LabelUncompressed] != "" {
+		return info.Size, nil
 	}
-	return ocispecs.Descriptor{MediaType: cfg.MediaType, Digest: dgst, Size: info.Size}, nil
+	if info.Labels == nil {
+		info.Labels = map[string]string{}
+	}
+	info.Labels[labels.LabelUncompressed] = uncompressed.String()
+	if _, err := d.cs.Update(ctx, info, "labels."+labels.LabelUncompressed); err != nil {
+		return 0, fmt.Errorf("label layer %s with its diffID: %w", dgst, err)
+	}
+	return info.Size, nil
 }
 
 // contentSink is the blobSink of a content writer: the blob's digest is
