@@ -153,5 +153,5 @@ func buildBinaries(ctx context.Context, dir string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return nil
+	return dropPageCache(dir, "lade-buildkitd", "buildkitd", "buildctl", "lade")
 }
