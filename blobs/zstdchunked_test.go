@@ -2,17 +2,15 @@ package blobs_test
 
 import (
 	"context"
-	"maps"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter/exportertest"
-	digest "github.com/opencontainers/go-digest"
+	"github.com/lade-build/lade/internal/testutil"
 )
 
 func chunkedTree(id string) *exportertest.MemRef {
@@ -36,7 +34,7 @@ func hasChunkedAnnotations(m map[string]string) bool {
 // returns the annotations.
 func TestZstdChunkedPair(t *testing.T) {
 	ctx := context.Background()
-	s, err := local.NewLabeledStore(t.TempDir(), &memLabels{m: map[digest.Digest]map[string]string{}})
+	s, err := local.NewLabeledStore(t.TempDir(), testutil.NewLabelStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,42 +152,4 @@ func TestZstdChunkedBaseLayers(t *testing.T) {
 	if p := force(base, blobs.Gzip); p.Status != blobs.StatusConverted || p.Compression != blobs.Gzip || hasChunkedAnnotations(p.Blob.Annotations) || len(p.Blob.Annotations) != 1 {
 		t.Errorf("zstd:chunked base forced to gzip: %+v", p)
 	}
-}
-
-// memLabels is an in-memory label store, so that the content store keeps
-// the labels blobs are committed with.
-type memLabels struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-func (l *memLabels) Get(d digest.Digest) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.m[d]), nil
-}
-
-func (l *memLabels) Set(d digest.Digest, labels map[string]string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[d] = maps.Clone(labels)
-	return nil
-}
-
-func (l *memLabels) Update(d digest.Digest, labels map[string]string) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cur := l.m[d]
-	if cur == nil {
-		cur = map[string]string{}
-	}
-	for k, v := range labels {
-		if v == "" {
-			delete(cur, k)
-		} else {
-			cur[k] = v
-		}
-	}
-	l.m[d] = cur
-	return maps.Clone(cur), nil
 }

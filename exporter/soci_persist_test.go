@@ -6,9 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
-	"maps"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -17,44 +15,10 @@ import (
 	"github.com/lade-build/lade/cache"
 	"github.com/lade-build/lade/exporter"
 	"github.com/lade-build/lade/exporter/exportertest"
+	"github.com/lade-build/lade/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// memLabels is a LabelStore for containerd's local content store.
-type memLabels struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-func (l *memLabels) Get(d digest.Digest) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.m[d]), nil
-}
-
-func (l *memLabels) Set(d digest.Digest, labels map[string]string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[d] = maps.Clone(labels)
-	return nil
-}
-
-func (l *memLabels) Update(d digest.Digest, update map[string]string) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m[d] == nil {
-		l.m[d] = map[string]string{}
-	}
-	for k, v := range update {
-		if v == "" {
-			delete(l.m[d], k)
-		} else {
-			l.m[d][k] = v
-		}
-	}
-	return maps.Clone(l.m[d]), nil
-}
 
 // readCounter counts the reads of one blob.
 type readCounter struct {
@@ -77,7 +41,7 @@ func (r *readCounter) ReaderAt(ctx context.Context, d ocispec.Descriptor) (conte
 // content) reuses it without reading the layer again.
 func TestCommitSociStoredLayerPersisted(t *testing.T) {
 	ctx := context.Background()
-	dir, labels := t.TempDir(), &memLabels{m: map[digest.Digest]map[string]string{}}
+	dir, labels := t.TempDir(), testutil.NewLabelStore()
 	open := func(blob digest.Digest) *readCounter {
 		s, err := local.NewLabeledStore(dir, labels)
 		if err != nil {

@@ -7,8 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"maps"
-	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -18,6 +16,7 @@ import (
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/lade-build/lade/internal/testutil"
 	"github.com/lade-build/lade/progress"
 )
 
@@ -30,7 +29,7 @@ type testImage struct {
 // newStore returns a local content store in a temp dir that keeps labels.
 func newStore(t *testing.T) content.Store {
 	t.Helper()
-	s, err := local.NewLabeledStore(t.TempDir(), &memLabels{m: map[digest.Digest]map[string]string{}})
+	s, err := local.NewLabeledStore(t.TempDir(), testutil.NewLabelStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,46 +143,6 @@ func finalStatuses(rec *progress.Recorder) map[string]string {
 		}
 	}
 	return out
-}
-
-// memLabels is an in-memory local.LabelStore.
-type memLabels struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-// Get returns dgst's labels.
-func (l *memLabels) Get(dgst digest.Digest) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.m[dgst]), nil
-}
-
-// Set replaces dgst's labels.
-func (l *memLabels) Set(dgst digest.Digest, labels map[string]string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[dgst] = maps.Clone(labels)
-	return nil
-}
-
-// Update merges update into dgst's labels; empty values delete.
-func (l *memLabels) Update(dgst digest.Digest, update map[string]string) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cur := l.m[dgst]
-	if cur == nil {
-		cur = map[string]string{}
-	}
-	for k, v := range update {
-		if v == "" {
-			delete(cur, k)
-		} else {
-			cur[k] = v
-		}
-	}
-	l.m[dgst] = cur
-	return maps.Clone(cur), nil
 }
 
 // requireAll fails unless s has every blob of img.

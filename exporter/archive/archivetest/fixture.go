@@ -10,10 +10,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -21,6 +19,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	"github.com/lade-build/lade/exporter/archive"
+	"github.com/lade-build/lade/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -69,51 +68,11 @@ type Image struct {
 func NewStore(t testing.TB) content.Store {
 	t.Helper()
 	log.SetLevel("error") // the local store warns about fsverity on ext4
-	cs, err := local.NewLabeledStore(t.TempDir(), &labelStore{m: map[digest.Digest]map[string]string{}})
+	cs, err := local.NewLabeledStore(t.TempDir(), testutil.NewLabelStore())
 	if err != nil {
 		t.Fatalf("new content store: %v", err)
 	}
 	return cs
-}
-
-// labelStore is an in-memory local.LabelStore.
-type labelStore struct {
-	mu sync.Mutex
-	m  map[digest.Digest]map[string]string
-}
-
-// Get returns a copy of d's labels.
-func (s *labelStore) Get(d digest.Digest) (map[string]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.m[d]), nil
-}
-
-// Set replaces d's labels.
-func (s *labelStore) Set(d digest.Digest, labels map[string]string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[d] = maps.Clone(labels)
-	return nil
-}
-
-// Update merges labels into d's; an empty value deletes a label.
-func (s *labelStore) Update(d digest.Digest, labels map[string]string) (map[string]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.m[d]
-	if cur == nil {
-		cur = map[string]string{}
-	}
-	for k, v := range labels {
-		if v == "" {
-			delete(cur, k)
-		} else {
-			cur[k] = v
-		}
-	}
-	s.m[d] = cur
-	return maps.Clone(cur), nil
 }
 
 // Build writes the image spec describes into cs and returns it.
