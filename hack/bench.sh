@@ -26,4 +26,4 @@ for tool in runc docker-registry; do
 done
 [ -x /bin/busybox ] || { echo "bench: busybox-static not installed: run hack/install-test-deps.sh" >&2; exit 1; }
 
-exec go run ./hack/bench "$@"
+exec go run -tags native ./hack/bench "$@"

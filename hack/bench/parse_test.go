@@ -38,11 +38,21 @@ func TestSpreadAndFloor(t *testing.T) {
 	if s := spreadOf([]float64{3, 1, 2, 10}); s != (spread{1, 2.5, 10}) {
 		t.Errorf("spread %+v", s)
 	}
-	f := floors{Tar: time.Second, SHA: time.Second, Gzip: stage{CPU: 4 * time.Second, SHA: time.Second}}
-	if got := f.For("gzip"); got != 3500*time.Millisecond {
-		t.Errorf("gzip floor %s, want 3.5s (7s of CPU over 2 cores)", got)
+	f := floors{Tar: time.Second, SHA: time.Second, Gzip: stage{CPU: 4 * time.Second, SHA: time.Second},
+		GzipLade: stage{CPU: 5 * time.Second, SHA: time.Second}, Gzip1: stage{CPU: time.Second, SHA: 2 * time.Second}}
+	if got := f.For("gzip", 0); got != 4*time.Second {
+		t.Errorf("gzip floor %s, want 4s (8s of CPU with lade's encoder over 2 cores)", got)
 	}
-	if got := f.For("uncompressed"); got != time.Second {
+	if got := f.PgzipFor(); got != 3500*time.Millisecond {
+		t.Errorf("pgzip floor %s, want 3.5s (7s of CPU over 2 cores)", got)
+	}
+	if got := f.For("gzip", 1); got != 2500*time.Millisecond {
+		t.Errorf("gzip level 1 floor %s, want 2.5s", got)
+	}
+	if got := f.For("gzip", 9); got != 0 {
+		t.Errorf("gzip level 9 floor %s, want none", got)
+	}
+	if got := f.For("uncompressed", 0); got != time.Second {
 		t.Errorf("uncompressed floor %s, want 1s", got)
 	}
 }
