@@ -85,7 +85,7 @@ func (f *floors) PgzipFor() time.Duration {
 func measureFloors(w *workload, reps int) (*floors, error) {
 	f := &floors{}
 	var err error
-	if f.GzipCodec, err = blobs.GzipCodec(0); err != nil {
+	if f.GzipCodec, err = blobs.GzipCodec(ladeGzip(0).EffectiveLevel()); err != nil {
 		return nil, err
 	}
 	if f.Gzip1Codec, err = blobs.GzipCodec(1); err != nil {
@@ -186,11 +186,17 @@ func newFloorGzip(w io.Writer) (io.WriteCloser, error) {
 // newLadeGzip returns lade's gzip encoder at a level (0 the default) with
 // 2 workers, as the daemon runs it.
 func newLadeGzip(level int) func(io.Writer) (io.WriteCloser, error) {
+	c := ladeGzip(level)
+	return func(w io.Writer) (io.WriteCloser, error) { return c.NewWriter(w, 2) }
+}
+
+// ladeGzip is lade's gzip compression at a level (0 the default).
+func ladeGzip(level int) blobs.Compression {
 	c := blobs.Compression{Type: blobs.Gzip}
 	if level != 0 {
 		c.Level = &level
 	}
-	return func(w io.Writer) (io.WriteCloser, error) { return c.NewWriter(w, 2) }
+	return c
 }
 
 func newFloorZstd(w io.Writer) (io.WriteCloser, error) {
