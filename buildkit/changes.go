@@ -16,9 +16,9 @@ import (
 	bkoverlay "github.com/moby/buildkit/util/overlay"
 )
 
-// errOverlayDiff marks a failure of the overlay upperdir walk itself, after
-// which the layer is diffed again by walking both trees, as BuildKit falls
-// back to its walking differ.
+// errOverlayDiff marks a failure of the overlay upperdir diff (its walk,
+// or reading an entry), after which the layer is diffed again by walking
+// both trees, as BuildKit falls back to its walking differ.
 var errOverlayDiff = errors.New("overlay upperdir differ failed")
 
 // mountedChanges is the cache.ChangeSource of the changes from the
@@ -61,35 +61,34 @@ func walkTrees(lower, upper string) cache.WalkFunc {
 }
 
 // overlayChanges reports the changes recorded in an overlay upperdir, as
-// BuildKit's overlay differ does (util/overlay.WriteUpperdir): entries are
-// read from a view of the upperdir without whiteouts, mounted here, with
-// the metadata the walk of the raw upperdir gives (the view shows the same
-// inodes under its own device; the writer compares inodes, not devices).
-// written reports whether
-// write was called; when it was not, the view could not be mounted.
+// BuildKit's overlay differ does (util/overlay.WriteUpperdir): the walk is
+// cache.UpperdirWalk (BuildKit's Changes with fewer system calls) and
+// entries are read from a view of the upperdir without whiteouts, mounted
+// here, or from the upperdir itself where that reads the same. written
+// reports whether write was called; when it was not, the view could not be
+// mounted. Any failure of the overlay diff (the walk's, or reading an
+// entry, as for a metacopy file the view refuses) is errOverlayDiff, after
+// which the layer is walked as two trees, as BuildKit falls back from its
+// overlay differ on any error.
 func overlayChanges(ctx context.Context, upperdir, lowerRoot string, write cache.WriteChanges) (written bool, _ error) {
 	empty, err := os.MkdirTemp("", "lade-empty")
 	if err != nil {
 		return false, err
 	}
 	defer os.Remove(empty)
-	view := []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + upperdir + ":" + empty}}}
+	opts := []string{"lowerdir=" + upperdir + ":" + empty}
+	if _, err := os.Stat("/sys/module/overlay/parameters/index"); err == nil {
+		// As BuildKit mounts its view: the upperdir may be another
+		// mount's upper, which a view with the index on refuses (EBUSY).
+		opts = append(opts, "index=off")
+	}
+	view := []mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
 	err = mount.WithTempMount(ctx, view, func(viewRoot string) error {
 		written = true
-		return write(viewRoot, func(ctx context.Context, fn cfs.ChangeFunc) error {
-			var fnErr error
-			wrapped := func(k cfs.ChangeKind, p string, f os.FileInfo, err error) error {
-				if fnErr = fn(k, p, f, err); fnErr != nil {
-					return fnErr
-				}
-				return nil
-			}
-			err := bkoverlay.Changes(ctx, wrapped, upperdir, viewRoot, lowerRoot)
-			if err != nil && fnErr == nil && ctx.Err() == nil {
-				return fmt.Errorf("%w: %w", errOverlayDiff, err)
-			}
-			return err
-		})
+		return write(viewRoot, cache.UpperdirWalk(upperdir, viewRoot, lowerRoot))
 	})
+	if written && err != nil && ctx.Err() == nil {
+		return true, fmt.Errorf("%w: %w", errOverlayDiff, err)
+	}
 	return written, err
 }

@@ -17,8 +17,9 @@ import (
 // must describe the entry under the root given to the writer as Lstat
 // does (the same inode, size, modification time and type; the device may
 // differ, as for an overlay view of a walked upperdir): the writer reads
-// the entry from that root and refuses a different file. A WalkFunc
-// returns fn's first error.
+// the entry from that root and refuses a different file (UpperdirWalk's
+// entries are read from their upperdir, see there). A WalkFunc returns
+// fn's first error.
 type WalkFunc func(ctx context.Context, fn cfs.ChangeFunc) error
 
 // WriteChanges writes the layer tar of the changes walk reports, reading
@@ -136,7 +137,7 @@ func (r *ChangesRef) Diff(ctx context.Context, opts DiffOptions) (io.ReadCloser,
 // reading entries from root, with every xattr or, with onlyCap, only
 // security.capability.
 func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Time, onlyCap bool, walk WalkFunc) error {
-	rfs, err := openRootFS(root, onlyCap)
+	rfs, err := openTrees(root, onlyCap)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ const (
 // security.capability; see DIFF.md.
 type changeWriter struct {
 	tw        *tar.Writer
-	root      *rootFS
+	root      *trees
 	epoch     *time.Time
 	inodeSrc  map[uint64]string   // inode -> first name written
 	inodeRefs map[uint64][]string // inode -> unmodified names to link later
@@ -48,7 +48,7 @@ const capabilityXattr = "security.capability"
 // onlyCapability is the keepXattr of a writer matching containerd's.
 func onlyCapability(name string) bool { return name == capabilityXattr }
 
-func newChangeWriter(w io.Writer, root *rootFS, epoch *time.Time) *changeWriter {
+func newChangeWriter(w io.Writer, root *trees, epoch *time.Time) *changeWriter {
 	return &changeWriter{
 		tw:        tar.NewWriter(w),
 		root:      root,

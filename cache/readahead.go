@@ -148,7 +148,7 @@ func writeChangesReadAhead(ctx context.Context, cw *changeWriter, root string, w
 
 	var wg sync.WaitGroup
 	for range workers {
-		rfs, err := openRootFS(root, cw.root.capOnly)
+		rfs, err := openTrees(root, cw.root.root.capOnly)
 		if err != nil {
 			close(jobs)
 			wg.Wait()
@@ -314,7 +314,7 @@ func wantsContent(f os.FileInfo) bool {
 // readEntry reads what the writer needs of c's entry from rfs: its
 // symlink target, its xattrs and, into c.buf, the content of a small
 // file.
-func readEntry(rfs *rootFS, c *change) prepared {
+func readEntry(rfs *trees, c *change) prepared {
 	name := strings.TrimPrefix(c.p, "/")
 	if c.buf == nil {
 		return rfs.readMeta(name, c.f)

@@ -42,6 +42,10 @@ type rootFS struct {
 	// capOnly reads only the security.capability xattr (the writer keeps
 	// no other).
 	capOnly bool
+	// upper is set on an overlay upperdir read directly (trees): its
+	// regular files are opened with their xattrs read, and refused
+	// (errOverlayMeta) when they have overlay metadata.
+	upper bool
 	// xbuf is the buffer of the first xattr list or get of each entry.
 	xbuf [256]byte
 }
@@ -194,7 +198,26 @@ func (r *rootFS) openChecked(name string, want os.FileInfo) (openFile, error) {
 		f.close()
 		return openFile{fd: -1}, fmt.Errorf("%s changed while the diff was written", f.full())
 	}
+	if r.upper {
+		if f.xattrs, err = r.upperFileXattrs(fd); err != nil {
+			f.close()
+			if errors.Is(err, errOverlayMeta) {
+				return openFile{fd: -1}, err
+			}
+			return openFile{fd: -1}, fmt.Errorf("xattrs of %s: %w", f.full(), err)
+		}
+		f.xattrsRead = true
+	}
 	return f, nil
+}
+
+// fileXattrs returns the xattrs of the open file f: those openChecked
+// read, else read now.
+func (r *rootFS) fileXattrs(f openFile) ([]xattr, error) {
+	if f.xattrsRead {
+		return f.xattrs, nil
+	}
+	return r.fdXattrs(f.fd)
 }
 
 // readMeta reads the symlink target (of a symlink) and the xattrs of name,
@@ -232,7 +255,7 @@ func (r *rootFS) ReadSmall(name string, want os.FileInfo, buf []byte) ([]xattr, 
 		return nil, err
 	}
 	defer f.close()
-	xattrs, err := r.fdXattrs(f.fd)
+	xattrs, err := r.fileXattrs(f)
 	if err != nil {
 		return nil, fmt.Errorf("xattrs of %s: %w", f.full(), err)
 	}
@@ -250,6 +273,10 @@ func (r *rootFS) ReadSmall(name string, want os.FileInfo, buf []byte) ([]xattr, 
 type openFile struct {
 	fd        int
 	dir, name string // the tree and the file's name in it
+	// xattrs are the file's xattrs when xattrsRead (an upperdir's file,
+	// whose xattrs openChecked reads).
+	xattrs     []xattr
+	xattrsRead bool
 }
 
 // full returns the file's path, for messages.
@@ -290,7 +317,7 @@ func (r *rootFS) openWithXattrs(name string, f os.FileInfo) (openFile, prepared)
 	if err != nil {
 		return file, prepared{err: err}
 	}
-	xattrs, err := r.fdXattrs(file.fd)
+	xattrs, err := r.fileXattrs(file)
 	if err != nil {
 		file.close()
 		return openFile{fd: -1}, prepared{err: fmt.Errorf("xattrs of %s: %w", file.full(), err)}

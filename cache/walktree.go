@@ -2,9 +2,7 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"os"
-	"slices"
 
 	cfs "github.com/containerd/continuity/fs"
 	"golang.org/x/sys/unix"
@@ -87,20 +85,5 @@ func (w *treeWalker) dir(fd int, rel string) error {
 // names returns the names in the open directory fd, sorted as
 // filepath.Walk sorts them.
 func (w *treeWalker) names(fd int) ([]string, error) {
-	var names []string
-	for {
-		n, err := unix.Getdents(fd, w.buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent(w.buf[:n], -1, names)
-	}
-	slices.Sort(names)
-	return names, nil
+	return readNames(fd, w.buf)
 }
