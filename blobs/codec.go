@@ -45,10 +45,17 @@ func track(w io.WriteCloser) *tracked {
 	return &tracked{WriteCloser: w}
 }
 
-// Close closes the writer and ends its layer's count.
+// Close closes the writer and ends its layer's count. The last layer in
+// flight to end gives back the native gzip encoders' idle buffers and C
+// memory (see gzipjobs.go), so the daemon keeps none between exports.
 func (t *tracked) Close() error {
 	err := t.WriteCloser.Close()
-	t.once.Do(func() { inFlight.Add(-1) })
+	t.once.Do(func() {
+		if inFlight.Add(-1) == 0 {
+			trimIdleGzipJobs()
+			trimEncoders()
+		}
+	})
 	return err
 }
 

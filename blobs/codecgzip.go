@@ -75,14 +75,6 @@ func newNativeGzip(level int) (*nativeGzip, error) {
 	return nil, errors.New("gzip: no native encoder for level 0: use the pure-Go gzip")
 }
 
-// gzipJob is one block in flight.
-type gzipJob struct {
-	in, dict, out []byte
-	final         bool
-	err           error
-	done          chan struct{}
-}
-
 // nativeGzipWriter is one native gzip stream. It is not safe for
 // concurrent use.
 type nativeGzipWriter struct {
@@ -190,7 +182,7 @@ func (z *nativeGzipWriter) submit(final bool) {
 func (f *nativeGzip) run(j *gzipJob) {
 	e, err := f.encs.get()
 	if err == nil {
-		j.out, err = e.block(j.out[:0], j.dict, j.in, j.final)
+		j.out, err = e.block(j.outBuf[:0], j.dict, j.in, j.final)
 		f.encs.put(e)
 	}
 	j.err = err
@@ -208,7 +200,7 @@ func (z *nativeGzipWriter) writeOldest() {
 	if z.err == nil {
 		z.write(j.out)
 	}
-	gzipJobs.Put(j)
+	releaseGzipJob(j)
 }
 
 func (z *nativeGzipWriter) write(b []byte) {
@@ -230,17 +222,6 @@ var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
 // put4 writes v little-endian, as gzip wants.
 func put4(p []byte, v uint32) {
 	p[0], p[1], p[2], p[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-}
-
-// gzipJobs recycles blocks' buffers.
-var gzipJobs = sync.Pool{New: func() any {
-	return &gzipJob{in: make([]byte, 0, gzipBlock), done: make(chan struct{}, 1)}
-}}
-
-func newGzipJob() *gzipJob {
-	j := gzipJobs.Get().(*gzipJob)
-	j.in, j.dict, j.final, j.err = j.in[:0], j.dict[:0], false, nil
-	return j
 }
 
 // encoderPool keeps idle native encoders of one library and level: they
@@ -281,6 +262,37 @@ func (p *encoderPool) get() (blockEncoder, error) {
 	return newBlockEncoder(p.lib, p.level)
 }
 
+// trim closes the idle encoders.
+func (p *encoderPool) trim() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, e := range idle {
+		closeEncoder(e)
+	}
+}
+
+// trimEncoders closes the idle encoders of every pool: their C memory is
+// given back once no layer is being compressed.
+func trimEncoders() {
+	poolsMu.Lock()
+	all := make([]*encoderPool, 0, len(pools))
+	for _, p := range pools {
+		all = append(all, p)
+	}
+	poolsMu.Unlock()
+	for _, p := range all {
+		p.trim()
+	}
+}
+
+func closeEncoder(e blockEncoder) {
+	if c, ok := e.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 func (p *encoderPool) put(e blockEncoder) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -288,7 +300,5 @@ func (p *encoderPool) put(e blockEncoder) {
 		p.idle = append(p.idle, e)
 		return
 	}
-	if c, ok := e.(interface{ Close() }); ok {
-		c.Close()
-	}
+	closeEncoder(e)
 }

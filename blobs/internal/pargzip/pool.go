@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/flate"
+	"github.com/lade-build/lade/blobs/internal/offheap"
 )
 
 const (
@@ -95,7 +96,7 @@ type slot struct {
 }
 
 func newSlot(pooled bool) *slot {
-	mk := alloc
+	mk := offheap.Alloc
 	if !pooled {
 		mk = func(n int) []byte { return make([]byte, n) }
 	}
