@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/lade-build/lade/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,10 +43,11 @@ var caseSpecs = map[string]caseSpec{
 // each round (A B A B ...).
 func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([]*caseResult, error) {
 	roots := filepath.Join(cfg.work, "roots")
-	testutil.UnmountUnder(roots)
-	if err := os.RemoveAll(roots); err != nil {
+	unmount, err := mountRoots(cfg.work, roots, cfg.scale)
+	if err != nil {
 		return nil, err
 	}
+	defer unmount()
 	var ds []*daemon
 	for _, kind := range []string{stock, lade} {
 		d, err := newDaemon(kind, bin, filepath.Join(roots, kind))
