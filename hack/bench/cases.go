@@ -93,9 +93,9 @@ func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([
 				if err != nil {
 					return nil, fmt.Errorf("case %s round %d: %w", name, round, err)
 				}
-				logf("%-12s round %d %-15s layers %7.3fs  exporter %7.3fs  tarball %6.3fs  push %6.3fs  wall %6.2fs  RSS %4d MiB  daemon CPU %6.2fs  export CPU %6.2fs (%s)  blobs %.1f MB  others' CPU %6.2fs  lade-compressed %d",
+				logf("%-12s round %d %-15s layers %7.3fs  exporter %7.3fs  tarball %6.3fs  push %6.3fs  wall %6.2fs  RSS %4d MiB (anon %d, exporter %d)  daemon CPU %6.2fs  export CPU %6.2fs (%s)  blobs %.1f MB  others' CPU %6.2fs  lade-compressed %d",
 					name, round, d.kind, t.Layers.Seconds(), t.Exporter.Seconds(), t.Tarball.Seconds(), t.Push.Seconds(), t.Wall.Seconds(),
-					t.PeakRSS>>20, t.DaemonCPU.Seconds(), t.ExportCPU.Seconds(), t.stagesString(), float64(t.BlobBytes)/1e6, t.OtherCPU.Seconds(), t.Compress)
+					t.PeakRSS>>20, t.PeakAnon>>20, t.ExporterRSS>>20, t.DaemonCPU.Seconds(), t.ExportCPU.Seconds(), t.stagesString(), float64(t.BlobBytes)/1e6, t.OtherCPU.Seconds(), t.Compress)
 				cr.runs[d.kind] = append(cr.runs[d.kind], t)
 			}
 		}

@@ -25,8 +25,9 @@ const cpuSampleEvery = 20 * time.Millisecond
 
 // cpuSample is the daemon's cumulated CPU time at a moment.
 type cpuSample struct {
-	at  time.Time
-	cpu time.Duration
+	at         time.Time
+	cpu        time.Duration
+	anon, file int64 // RssAnon and RssFile in bytes (rss.go)
 }
 
 // cpuSampler records the CPU time of a process until stopped.
@@ -45,7 +46,8 @@ func startCPUSampler(pid int) *cpuSampler {
 		defer tick.Stop()
 		for {
 			s.mu.Lock()
-			s.samples = append(s.samples, cpuSample{time.Now(), procCPU(pid)})
+			anon, file := procRSS(pid)
+			s.samples = append(s.samples, cpuSample{time.Now(), procCPU(pid), anon, file})
 			s.mu.Unlock()
 			select {
 			case <-s.stop:

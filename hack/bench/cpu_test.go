@@ -16,7 +16,7 @@ func TestCPUBetween(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	var samples []cpuSample
 	for i := 0; i <= 10; i++ { // one sample every 100 ms, 30 ms of CPU each
-		samples = append(samples, cpuSample{t0.Add(time.Duration(i) * 100 * time.Millisecond), time.Duration(i) * 30 * time.Millisecond})
+		samples = append(samples, cpuSample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), cpu: time.Duration(i) * 30 * time.Millisecond})
 	}
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	cases := []struct {

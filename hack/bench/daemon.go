@@ -171,6 +171,9 @@ type buildTimes struct {
 	Push     time.Duration // "pushing layers" and "pushing manifest ..." statuses, first start to last end
 	Compress int           // lade's "compressing layer N" statuses
 	PeakRSS  int64
+	// PeakAnon is the highest sampled RssAnon of the build; ExporterRSS
+	// the highest sampled RssAnon+RssFile in the exporter's window (rss.go).
+	PeakAnon, ExporterRSS int64
 	// DaemonCPU is the CPU time the daemon used during the build (the
 	// context transfer, the build steps and the export).
 	DaemonCPU time.Duration
@@ -233,6 +236,7 @@ func (d *daemon) build(ctx context.Context, contextDir, logFile string, stages b
 	}
 	t.ExportCPU = cpuBetween(samples, t.exporterStart, t.exporterEnd)
 	t.LayersCPU = cpuBetween(samples, t.layersStart, t.layersEnd)
+	t.PeakAnon, t.ExporterRSS = rssPeaks(samples, t.exporterStart, t.exporterEnd)
 	t.Stages = wr.stages
 	return t, nil
 }

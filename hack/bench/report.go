@@ -64,6 +64,8 @@ var (
 	mTarball   = metric{"sending tarball", " s", 3, func(t buildTimes) float64 { return t.Tarball.Seconds() }}
 	mWall      = metric{"buildctl wall", " s", 2, func(t buildTimes) float64 { return t.Wall.Seconds() }}
 	mRSS       = metric{"peak RSS (VmHWM)", " MiB", 0, func(t buildTimes) float64 { return float64(t.PeakRSS) / (1 << 20) }}
+	mAnon      = metric{"peak anon RSS (sampled)", " MiB", 0, func(t buildTimes) float64 { return float64(t.PeakAnon) / (1 << 20) }}
+	mExpRSS    = metric{"peak RSS, exporter (sampled)", " MiB", 0, func(t buildTimes) float64 { return float64(t.ExporterRSS) / (1 << 20) }}
 	mCPU       = metric{"daemon CPU (build)", " s", 2, func(t buildTimes) float64 { return t.DaemonCPU.Seconds() }}
 	mOther     = metric{"others' CPU", " s", 2, func(t buildTimes) float64 { return t.OtherCPU.Seconds() }}
 	mExportCPU = metric{"export CPU", " s", 2, func(t buildTimes) float64 { return t.ExportCPU.Seconds() }}
@@ -78,11 +80,11 @@ var (
 func metricsOf(c *caseResult) []metric {
 	switch c.name {
 	case "oci":
-		return append([]metric{mExporter, mLayers, mTarball, mWall, mRSS, mCPU, mExportCPU, mLayersCPU}, append(stageMetrics(), mBlob, mOther)...)
+		return append([]metric{mExporter, mLayers, mTarball, mWall, mRSS, mAnon, mExpRSS, mCPU, mExportCPU, mLayersCPU}, append(stageMetrics(), mBlob, mOther)...)
 	case "warm":
 		return []metric{mLayersMs, mExpMs, mWall, mRSS, mExportCPU}
 	}
-	return append([]metric{mLayers, mExporter, mWall, mRSS, mCPU, mExportCPU, mLayersCPU}, append(stageMetrics(), mBlob, mOther)...)
+	return append([]metric{mLayers, mExporter, mWall, mRSS, mAnon, mExpRSS, mCPU, mExportCPU, mLayersCPU}, append(stageMetrics(), mBlob, mOther)...)
 }
 
 // stageMetrics are the export's CPU by stage.

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Resident memory split (issue #17). VmHWM, the peak RSS the report
+// judges, counts the daemon's anonymous memory (Go heap, stacks, C and
+// mmap'd buffers) and the file pages it maps (its binary's code and data,
+// shared libraries, bbolt's mapped databases), at the one moment their sum
+// was highest, which may be during the build's steps rather than the
+// export. The sampler (cpu.go) also records RssAnon and RssFile, so the
+// report can show the peak of anonymous memory alone over the build, and
+// the peak RSS within the exporter's window.
+
+// procRSS returns the RssAnon and RssFile of process pid in bytes, or
+// zeros when they cannot be read.
+func procRSS(pid int) (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("RssAnon:")); ok {
+			anon = statusKB(v)
+		} else if v, ok := bytes.CutPrefix(line, []byte("RssFile:")); ok {
+			file = statusKB(v)
+		}
+	}
+	return anon, file
+}
+
+// statusKB parses a /proc status value such as "  1234 kB" into bytes.
+func statusKB(v []byte) int64 {
+	n, _ := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+	return n << 10
+}
+
+// rssPeaks returns the highest sampled RssAnon over all samples, and the
+// highest sampled RssAnon+RssFile between from and to (0 when no sample
+// falls in that window).
+func rssPeaks(samples []cpuSample, from, to time.Time) (anon, window int64) {
+	for _, s := range samples {
+		anon = max(anon, s.anon)
+		if !from.IsZero() && !s.at.Before(from) && !s.at.After(to) {
+			window = max(window, s.anon+s.file)
+		}
+	}
+	return anon, window
+}
