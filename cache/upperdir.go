@@ -224,7 +224,7 @@ func isWhiteout(fi *upperInfo) bool {
 	if fi.Mode()&os.ModeCharDevice == 0 {
 		return false
 	}
-	rdev := uint64(fi.st.Rdev) //nolint:unconvert // int on some architectures
+	rdev := uint64(fi.st.Rdev) // the type of Rdev varies by architecture
 	return unix.Major(rdev) == 0 && unix.Minor(rdev) == 0
 }
 
