@@ -22,6 +22,14 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
+// streamChunk is the size of the tar's writes to the client while layers
+// are still being compressed: each write is one gRPC message on the
+// session, encoded into a pooled buffer of gRPC's next size up, so 1 MiB
+// writes kept several 1 MiB buffers live beside the compressors; under
+// 32 KiB (less the message's few bytes of framing) they fit 32 KiB ones.
+// The stream's frames are 16 KiB either way.
+const streamChunk = 32<<10 - 64
+
 // emptyTarSize is the size of an empty layer tar (two zero blocks): such a
 // layer is dropped from the image, so it is not streamed early.
 const emptyTarSize = 1024
@@ -104,8 +112,10 @@ func (i *instance) openTarStream(ctx context.Context, p *plan, src *bkexporter.S
 // newTarStream starts the tar on w with the oci-layout file and the blobs
 // directories; layer blobs follow as they are added. Entries carry mtime.
 func newTarStream(ctx context.Context, cs content.Provider, w io.Writer, mtime time.Time) (*tarStream, error) {
+	tw := archive.NewTarWriter(w, mtime)
+	tw.SetChunk(streamChunk)
 	s := &tarStream{
-		cs: cs, tw: archive.NewTarWriter(w, mtime),
+		cs: cs, tw: tw,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		sent: map[digest.Digest]bool{}, dirs: map[string]bool{},
 	}

@@ -30,6 +30,13 @@ var copyBufs = sync.Pool{New: func() any {
 // the error wraps cache.ErrSizeMismatch or cache.ErrDigestMismatch; w has
 // then received (some of) the wrong bytes and must be discarded.
 func CopyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, w io.Writer, onBytes func(int64)) error {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	return copyBlob(ctx, p, desc, w, onBytes, *buf)
+}
+
+// copyBlob is CopyBlob writing chunks of at most len(buf) bytes.
+func copyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, w io.Writer, onBytes func(int64), buf []byte) error {
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("descriptor %q: %w", desc.Digest, err)
 	}
@@ -43,9 +50,7 @@ func CopyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, 
 	}
 	verifier := desc.Digest.Verifier()
 	r := &ctxReader{ctx: ctx, r: io.LimitReader(content.NewReader(ra), desc.Size), onBytes: onBytes}
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	n, err := io.CopyBuffer(io.MultiWriter(w, verifier), r, *buf)
+	n, err := io.CopyBuffer(io.MultiWriter(w, verifier), r, buf)
 	if err != nil {
 		return fmt.Errorf("copy blob %s: %w", desc.Digest, err)
 	}

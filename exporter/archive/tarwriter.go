@@ -28,6 +28,16 @@ type File struct {
 type TarWriter struct {
 	tw    *tar.Writer
 	mtime time.Time
+	chunk int // see SetChunk; 0 for CopyBlob's chunks
+}
+
+// SetChunk makes Blob write a blob's content in writes of at most n bytes
+// instead of CopyBlob's 1 MiB. A writer that copies each write into a
+// buffer of its own (a gRPC stream: one message per write) then holds
+// n-byte buffers: 32 KiB and under fit gRPC's small pooled buffers, where
+// anything between 32 KiB and 1 MiB takes a 1 MiB one.
+func (t *TarWriter) SetChunk(n int) {
+	t.chunk = n
 }
 
 // NewTarWriter returns a TarWriter on w whose entries carry mtime, truncated
@@ -89,6 +99,9 @@ func (t *TarWriter) Blob(ctx context.Context, p content.Provider, b Blob, onByte
 	}
 	if err := t.tw.WriteHeader(t.header(name, tar.TypeReg, 0o644, b.Desc.Size)); err != nil {
 		return fmt.Errorf("write tar entry %s: %w", name, err)
+	}
+	if t.chunk > 0 {
+		return copyBlob(ctx, p, b.Desc, t.tw, onBytes, make([]byte, t.chunk))
 	}
 	return CopyBlob(ctx, p, b.Desc, t.tw, onBytes)
 }
