@@ -16,8 +16,8 @@ import (
 // TestDifferWritesSyncBehind checks that the differ, given the content
 // store a BuildKit worker has (a namespacing wrapper over containerd's
 // metadata store), writes blobs through containerd's own writers, which
-// can sync behind the writes, and that the blob lands in the worker's
-// namespace.
+// can sync behind the writes (when writeback.EveryEnv turns that on), and
+// that the blob lands in the worker's namespace.
 func TestDifferWritesSyncBehind(t *testing.T) {
 	backend, meta := testutil.ContentStores(t)
 	cs := containerdsnapshot.NewContentStore(meta, "buildkit")
@@ -28,8 +28,11 @@ func TestDifferWritesSyncBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := cw.(*writeback.Writer); !ok {
+	if _, ok := cw.(content.Syncer); !ok {
 		t.Fatalf("the differ's writer is %T: BuildKit's store wrapper hides containerd's Sync", cw)
+	}
+	if _, ok := writeback.Wrap(cw, 1<<20).(*writeback.Writer); !ok {
+		t.Fatalf("the differ's writer %T cannot sync behind its writes", cw)
 	}
 	data := bytes.Repeat([]byte("lade "), 20<<20/5)
 	if _, err := cw.Write(data); err != nil {

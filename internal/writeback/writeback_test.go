@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -219,5 +221,34 @@ func TestContainerdStores(t *testing.T) {
 				t.Fatal("the committed blob differs from what was written")
 			}
 		})
+	}
+}
+
+// TestEveryFromEnv: the background syncs are off unless EveryEnv names a
+// whole number of MiB, and a malformed value is an error naming it.
+func TestEveryFromEnv(t *testing.T) {
+	// Wrap with no interval and no environment (envEvery is read once per
+	// process) leaves a syncing writer unwrapped.
+	if os.Getenv(EveryEnv) == "" {
+		if _, ok := Wrap(&fakeWriter{}, 0).(*Writer); ok {
+			t.Error("Wrap with no interval and no environment wrapped the writer")
+		}
+	}
+	for _, c := range []struct {
+		v    string
+		want int64
+		err  bool
+	}{
+		{"", 0, false}, {"0", 0, false}, {"32", 32 << 20, false}, {" 8 ", 8 << 20, false},
+		{"32MiB", 0, true}, {"-1", 0, true}, {"x", 0, true},
+	} {
+		t.Setenv(EveryEnv, c.v)
+		got, err := defaultEvery()
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("%s=%q: %d, %v; want %d, error %v", EveryEnv, c.v, got, err, c.want, c.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), EveryEnv) {
+			t.Errorf("%s=%q: error %q does not name the variable", EveryEnv, c.v, err)
+		}
 	}
 }
