@@ -41,13 +41,17 @@ var caseSpecs = map[string]caseSpec{
 
 // runDaemonCases runs every case for cfg.rounds rounds, stock then lade in
 // each round (A B A B ...).
-func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload) ([]*caseResult, error) {
+func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload, rep *report) ([]*caseResult, error) {
 	roots := filepath.Join(cfg.work, "roots")
 	unmount, err := mountRoots(cfg.work, roots, cfg.scale)
 	if err != nil {
 		return nil, err
 	}
 	defer unmount()
+	if rep.diskRate, err = diskRate(roots); err != nil {
+		return nil, err
+	}
+	logf("roots' file system writes %.0f MB/s (1 MiB writes and fsync)", rep.diskRate/1e6)
 	var ds []*daemon
 	for _, kind := range []string{stock, lade} {
 		d, err := newDaemon(kind, bin, filepath.Join(roots, kind))

@@ -115,7 +115,7 @@ func run(ctx context.Context, cfg config) error {
 			}
 		}
 		if len(cfg.cases) > 0 {
-			if rep.cases, err = runDaemonCases(ctx, cfg, bin, w); err != nil {
+			if rep.cases, err = runDaemonCases(ctx, cfg, bin, w, &rep); err != nil {
 				return err
 			}
 		}

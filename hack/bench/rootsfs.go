@@ -6,8 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lade-build/lade/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // The daemons' roots live on a file system of the bench's own: a fresh,
@@ -62,4 +64,36 @@ func mountRoots(work, dir string, scale float64) (func(), error) {
 		_ = exec.Command("umount", dir).Run()
 		_ = os.Remove(img)
 	}, nil
+}
+
+// diskProbeBytes is the size of the file diskRate writes.
+const diskProbeBytes = 512 << 20
+
+// diskRate measures the roots' file system's sequential write rate the
+// way a content store writes a blob: 1 MiB writes to a new file, then
+// fsync (containerd syncs every blob it commits). Every exporter must get
+// its blobs to the disk, so blob bytes over this rate are a floor of the
+// export's wall time beside its CPU floor.
+func diskRate(dir string) (bytesPerSec float64, err error) {
+	f, err := os.CreateTemp(dir, "disk-probe-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i*7 + i>>9)
+	}
+	unix.Sync()
+	start := time.Now()
+	for n := 0; n < diskProbeBytes; n += len(buf) {
+		if _, err := f.Write(buf); err != nil {
+			return 0, fmt.Errorf("disk probe: %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("disk probe: %w", err)
+	}
+	return diskProbeBytes / time.Since(start).Seconds(), nil
 }
