@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/lade-build/lade/internal/writeback"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/util/apicaps"
 	"github.com/moby/buildkit/util/bklog"
@@ -71,6 +72,9 @@ func newApp() *cli.Command {
 func run(ctx context.Context, c *cli.Command) error {
 	if os.Geteuid() > 0 {
 		return errRootlessNeedsUserNS
+	}
+	if err := writeback.CheckEnv(); err != nil {
+		return err
 	}
 	cfg, warnings, err := loadConfig(c)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/lade-build/lade/exporter/push"
 	"github.com/lade-build/lade/imagestore"
+	"github.com/lade-build/lade/internal/writeback"
 	"github.com/lade-build/lade/progress"
 	"github.com/lade-build/lade/registries"
 	"github.com/lade-build/lade/transfer"
@@ -24,6 +25,10 @@ import (
 
 // main runs lade and prints its error, if any, on one line.
 func main() {
+	if err := writeback.CheckEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "lade: "+oneLine(err))
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp().Run(ctx, os.Args)
 	stop()

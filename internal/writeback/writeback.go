@@ -51,10 +51,7 @@ func defaultEvery() (int64, error) {
 
 // envEvery is defaultEvery read once per process.
 var envEvery = sync.OnceValue(func() int64 {
-	n, err := defaultEvery()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "lade: %v; background syncs stay off\n", err)
-	}
+	n, _ := defaultEvery() // malformed: off (CheckEnv reports it)
 	return n
 })
 
@@ -73,10 +70,17 @@ type Writer struct {
 	err     error         // the first failed background sync
 }
 
+// CheckEnv returns the error of a malformed EveryEnv, for commands to
+// refuse it before they start (Wrap alone would only leave the syncs off).
+func CheckEnv() error {
+	_, err := defaultEvery()
+	return err
+}
+
 // Wrap returns w syncing behind its writes every `every` bytes (if not
 // positive: the interval EveryEnv sets, by default none), or w itself if
-// it cannot sync or no interval is set. A malformed EveryEnv is reported
-// on standard error once and leaves the syncs off.
+// it cannot sync or no interval is set. A malformed EveryEnv leaves the
+// syncs off (commands refuse it first: CheckEnv).
 //
 // The wrapped writer's Sync must be safe while Write runs on another
 // goroutine: it is for containerd's local content store (an fsync of the

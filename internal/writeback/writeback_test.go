@@ -250,5 +250,8 @@ func TestEveryFromEnv(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), EveryEnv) {
 			t.Errorf("%s=%q: error %q does not name the variable", EveryEnv, c.v, err)
 		}
+		if cerr := CheckEnv(); (cerr != nil) != c.err {
+			t.Errorf("%s=%q: CheckEnv %v, want an error %v", EveryEnv, c.v, cerr, c.err)
+		}
 	}
 }
