@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestStreamer sends data larger than a message, then a shorter one: the
+// file holds exactly the last data sent, and the CPU was measured.
+func TestStreamer(t *testing.T) {
+	s, err := newStreamer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{3*streamFloorChunk + 12345, 777} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		cpu, err := s.send(context.Background(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cpu <= 0 {
+			t.Errorf("%d bytes: CPU %v, want > 0", n, cpu)
+		}
+		got, err := os.ReadFile(s.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("file holds %d bytes, want the %d sent", len(got), n)
+		}
+	}
+}
+
+// TestForCase adds the stream, over the cores, to the oci case only.
+func TestForCase(t *testing.T) {
+	f := &floors{Tar: 4 * time.Second, SHA: time.Second, GzipLade: stage{CPU: 10 * time.Second, SHA: time.Second}, Stream: 2 * time.Second}
+	if got, want := f.ForCase("gzip", "gzip", 0), 8*time.Second; got != want {
+		t.Errorf("gzip: %v, want %v", got, want)
+	}
+	if got, want := f.ForCase("oci", "gzip", 0), 9*time.Second; got != want {
+		t.Errorf("oci: %v, want %v", got, want)
+	}
+	if got := f.ForCase("oci", "brotli", 0); got != 0 {
+		t.Errorf("oci with no compression floor: %v, want 0", got)
+	}
+}
