@@ -93,6 +93,9 @@ func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload, re
 		cr := &caseResult{name: name, compression: spec.compression, level: spec.level, platforms: spec.platforms, runs: map[string][]buildTimes{}}
 		for round := 1; round <= cfg.rounds; round++ {
 			for _, d := range ds {
+				if cfg.traceDir != "" {
+					d.traceTo, d.traceSeconds = filepath.Join(cfg.traceDir, fmt.Sprintf("%s-%d-%s.trace", name, round, d.kind)), cfg.traceSecs
+				}
 				t, err := runCase(ctx, d, reg, w, name, spec, round, out, logs, cfg.keepContext, cfg.stages)
 				if err != nil {
 					return nil, fmt.Errorf("case %s round %d: %w", name, round, err)

@@ -46,10 +46,14 @@ type daemon struct {
 	sockDir     string
 	addr        string
 	debugAddr   string // Go's pprof, for the export's CPU stages
-	cmd         *exec.Cmd
-	exited      chan struct{}
-	log         *bytes.Buffer
-	logMu       *sync.Mutex
+	// traceTo, when set, receives an execution trace of the next build's
+	// export (traceSeconds long, from the exporter's start).
+	traceTo      string
+	traceSeconds int
+	cmd          *exec.Cmd
+	exited       chan struct{}
+	log          *bytes.Buffer
+	logMu        *sync.Mutex
 }
 
 // newDaemon prepares a daemon of kind with its state under root.
@@ -255,13 +259,14 @@ func (d *daemon) watchProgress(ctx context.Context, r io.Reader, stages bool) pr
 	var w progressWatch
 	var stopProfile context.CancelFunc
 	profiled := make(chan struct{})
+	var traced chan error
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
 		w.out.Write(line)
 		w.out.WriteByte('\n')
-		if !stages || !bytes.Contains(line, []byte(`"exporting to `)) {
+		if (!stages && d.traceTo == "") || !bytes.Contains(line, []byte(`"exporting to `)) {
 			continue
 		}
 		var st client.SolveStatus
@@ -270,6 +275,13 @@ func (d *daemon) watchProgress(ctx context.Context, r io.Reader, stages bool) pr
 		}
 		for _, v := range st.Vertexes {
 			if !strings.HasPrefix(v.Name, "exporting to ") {
+				continue
+			}
+			if v.Started != nil && d.traceTo != "" && traced == nil {
+				traced = make(chan error, 1)
+				go func(file string) { traced <- traceExport(ctx, d.debugAddr, file, d.traceSeconds) }(d.traceTo)
+			}
+			if !stages {
 				continue
 			}
 			if v.Started != nil && stopProfile == nil {
@@ -289,6 +301,11 @@ func (d *daemon) watchProgress(ctx context.Context, r io.Reader, stages bool) pr
 	if stopProfile != nil {
 		stopProfile()
 		<-profiled
+	}
+	if traced != nil {
+		if err := <-traced; err != nil && w.err == nil {
+			w.err = err
+		}
 	}
 	return w
 }

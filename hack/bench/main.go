@@ -40,6 +40,8 @@ type config struct {
 	floorReps   int
 	keepContext bool
 	stages      bool
+	traceDir    string
+	traceSecs   int
 }
 
 // allCases are the daemon cases in the order they run.
@@ -56,6 +58,8 @@ func main() {
 	flag.BoolVar(&cfg.floors, "floors", true, "measure the in-process floors")
 	flag.BoolVar(&cfg.keepContext, "keep-context", true, "cold builds prune everything but the build context's snapshot (buildctl prune --all --filter type!=source.local), so the context is not sent again; false: prune --all")
 	flag.BoolVar(&cfg.stages, "stages", true, "split each export's daemon CPU into tar, hash, compress, write and other with back-to-back 1 s CPU profiles from the daemon's --debugaddr")
+	flag.StringVar(&cfg.traceDir, "trace", "", "write a Go execution trace of each daemon's measured exports to DIR/CASE-ROUND-DAEMON.trace (from the exporter's start, --trace-seconds long); read them with go tool trace")
+	flag.IntVar(&cfg.traceSecs, "trace-seconds", 5, "length of each --trace execution trace")
 	flag.IntVar(&cfg.floorReps, "floor-reps", 3, "repetitions of each floor stage (the fastest counts)")
 	flag.BoolVar(&cfg.ladeCLI, "lade-cli", true, "measure lade export: RSS growth with layer size, warm re-export")
 	flag.IntVar(&cfg.bigMiB, "big-mib", 4096, "size of the large layer of the lade export RSS test (the small one is 64 MiB)")
@@ -71,6 +75,11 @@ func main() {
 			fatalf("unknown case %q: use %s", c, strings.Join(allCases, ","))
 		}
 		cfg.cases = append(cfg.cases, c)
+	}
+	if cfg.traceDir != "" {
+		if err := os.MkdirAll(cfg.traceDir, 0o755); err != nil {
+			fatalf("--trace: %v", err)
+		}
 	}
 	if cfg.scale <= 0 || cfg.rounds < 1 {
 		fatalf("--scale must be > 0 and --rounds >= 1")
