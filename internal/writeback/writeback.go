@@ -1,50 +1,59 @@
-// Package writeback flushes a blob to disk while it is still being
-// written.
+// Package writeback hands a blob's pages to the disk while the blob is
+// still being written.
 //
 // containerd's content stores make a blob durable when it is committed:
 // the local store fsyncs the whole ingest file in Commit. A layer blob of
 // hundreds of megabytes then waits, after its last byte, for the disk to
 // take every byte at once, and nothing else of the layer is left to
-// overlap that wait. Wrap starts a background Sync each time a given
-// number of bytes has been written since the last one, so the write-back
-// runs alongside the tar and the compression and the final fsync finds
-// little left to write. The blob is no more and no less durable than
-// before: Commit still syncs everything.
+// overlap that wait. On a journaled file system that long fsync also holds
+// up every other fsync behind the same journal commit: the metadata
+// database's commits of the layers that finished beside it.
+//
+// Wrap starts the write-back of what was written since the last time,
+// each time a given number of bytes has been written, with
+// sync_file_range(SYNC_FILE_RANGE_WRITE) on the ingest file: it queues the
+// dirty pages for the disk and returns, without a journal commit and
+// without waiting for them (an fsync does both; syncing behind the writes
+// with fsync was tried and cost 0.6 CPU-seconds in lade-buildkitd's
+// uncompressed export on a journaled ext4, docs/performance.md). The blob
+// is no more and no less durable than before: Commit still syncs it.
 package writeback
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
-// EveryEnv names the environment variable that turns the background syncs
-// on for callers that pass no interval: the MiB written between two syncs
-// (e.g. 32). They are off by default. Each background sync is an fsync,
-// and on a journaled ext4 an fsync of a file still being written costs a
-// journal commit and its own block allocation: in lade-buildkitd's
-// uncompressed export (551 MB of blobs) the syncs every 32 MiB added about
-// 0.6 CPU-seconds, a third of the export's CPU, for no wall time measured
-// (docs/performance.md). On ext4 without a journal they had shortened the
-// largest layer's commit from about 105 to 5 ms for little CPU.
+// EveryEnv names the environment variable that sets, for callers that pass
+// no interval, the MiB written between two write-back starts; 0 turns
+// them off. The default is defaultMiB.
 const EveryEnv = "LADE_WRITEBACK_MIB"
 
-// defaultEvery returns the interval EveryEnv sets, 0 (off) when unset; a
-// value that is not a whole number of MiB is an error naming the variable.
+// defaultMiB is the interval when EveryEnv is unset: large enough that a
+// blob's write-back is a few dozen calls, small enough that the pages of
+// one interval are on their way long before the blob ends.
+const defaultMiB = 8
+
+// defaultEvery returns the interval EveryEnv sets (defaultMiB when unset,
+// 0 for off); a value that is not a whole number of MiB is an error
+// naming the variable.
 func defaultEvery() (int64, error) {
 	v := strings.TrimSpace(os.Getenv(EveryEnv))
-	if v == "" || v == "0" {
-		return 0, nil
+	if v == "" {
+		return defaultMiB << 20, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > 1<<20 {
-		return 0, fmt.Errorf("%s=%q: want the MiB written between two background syncs of a blob (e.g. 32), or 0 for none", EveryEnv, v)
+		return 0, fmt.Errorf("%s=%q: want the MiB written between two write-back starts of a blob (e.g. %d), or 0 for none", EveryEnv, v, defaultMiB)
 	}
 	return n << 20, nil
 }
@@ -55,130 +64,165 @@ var envEvery = sync.OnceValue(func() int64 {
 	return n
 })
 
-// Writer is a content.Writer that syncs behind its writes. Write, Commit
-// and Close must be called from one goroutine, as for any content.Writer;
-// the only call made concurrently with them is Sync, on the wrapped
-// writer, and Commit, Close and Truncate wait for it first.
-type Writer struct {
-	content.Writer
-	syncer  content.Syncer
-	every   int64
-	pending int64
-
-	mu      sync.Mutex
-	running chan struct{} // closed when the background sync ends; nil when none
-	err     error         // the first failed background sync
-}
-
 // CheckEnv returns the error of a malformed EveryEnv, for commands to
-// refuse it before they start (Wrap alone would only leave the syncs off).
+// refuse it before they start (Wrap alone would only leave the write-back
+// off).
 func CheckEnv() error {
 	_, err := defaultEvery()
 	return err
 }
 
-// Wrap returns w syncing behind its writes every `every` bytes (if not
-// positive: the interval EveryEnv sets, by default none), or w itself if
-// it cannot sync or no interval is set. A malformed EveryEnv leaves the
-// syncs off (commands refuse it first: CheckEnv).
-//
-// The wrapped writer's Sync must be safe while Write runs on another
-// goroutine: it is for containerd's local content store (an fsync of the
-// ingest file) and for its metadata store over it, whose Sync calls the
-// local writer's.
+// Writer is a content.Writer that starts the write-back of its ingest file
+// behind its writes. Write, Commit, Close and Truncate must be called from
+// one goroutine, as for any content.Writer; the write-back runs on another
+// one at a time, and Commit, Close and Truncate wait for it first.
+type Writer struct {
+	content.Writer
+	every   int64
+	written int64 // bytes written through this Writer
+	started int64 // bytes whose write-back has been started
+
+	// file is the ingest file, opened again read-only at the first start
+	// (looked set); nil when the writer's store keeps none in this process.
+	file   *os.File
+	looked bool
+
+	mu      sync.Mutex
+	running chan struct{} // closed when the running write-back call ends
+}
+
+// startRange starts the write-back of n bytes at off of f. Tests replace it.
+var startRange = func(f *os.File, off, n int64) {
+	// A failure only leaves the pages to Commit's fsync, which reports it.
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// Wrap returns w starting the write-back of its ingest file every `every`
+// bytes (if not positive: the interval EveryEnv sets, by default
+// defaultMiB), or w itself when the interval is 0. The ingest file is
+// found among the process's open files at the first interval (see
+// ingestFile): containerd's local content store and its metadata store
+// over it have one; other stores write through unchanged.
 func Wrap(w content.Writer, every int64) content.Writer {
-	s, ok := w.(content.Syncer)
-	if !ok {
-		return w
-	}
 	if every <= 0 {
 		every = envEvery()
 	}
 	if every <= 0 {
 		return w
 	}
-	return &Writer{Writer: w, syncer: s, every: every}
+	return &Writer{Writer: w, every: every}
 }
 
 // Write writes p and, once `every` bytes have been written since the last
-// sync started, starts another if none is running.
+// write-back started, starts another if none is running.
 func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.Writer.Write(p)
-	w.pending += int64(n)
-	if w.pending >= w.every && w.start() {
-		w.pending = 0
+	w.written += int64(n)
+	if w.written-w.started >= w.every {
+		w.start()
 	}
 	return n, err
 }
 
-// start begins a background sync unless one is running; it reports whether
-// it did.
-func (w *Writer) start() bool {
+// start begins the write-back of what was written since the last one,
+// unless one is running.
+func (w *Writer) start() {
+	if !w.looked {
+		w.looked = true
+		if st, err := w.Writer.Status(); err == nil && st.Ref != "" && st.Offset == w.written {
+			w.file = ingestFile(st.Ref)
+		}
+	}
+	if w.file == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.running != nil {
 		select {
 		case <-w.running:
 		default:
-			return false
+			return
 		}
 	}
+	off, n := w.started, w.written-w.started
+	w.started = w.written
 	done := make(chan struct{})
 	w.running = done
 	go func() {
 		defer close(done)
-		if err := w.syncer.Sync(); err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
-			w.mu.Unlock()
-		}
+		startRange(w.file, off, n)
 	}()
-	return true
 }
 
-// wait returns when no background sync runs, with the first one's error.
-func (w *Writer) wait() error {
+// wait returns when no write-back call runs.
+func (w *Writer) wait() {
 	w.mu.Lock()
 	running := w.running
 	w.mu.Unlock()
 	if running != nil {
 		<-running
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
 }
 
-// Sync waits for the background sync, then syncs what is left.
-func (w *Writer) Sync() error {
-	if err := w.wait(); err != nil {
-		return fmt.Errorf("sync blob: %w", err)
+// release waits for the write-back and closes the ingest file.
+func (w *Writer) release() {
+	w.wait()
+	if w.file != nil {
+		w.file.Close()
+		w.file = nil
 	}
-	return w.syncer.Sync()
 }
 
-// Commit waits for the background sync and commits. A failed background
-// sync fails the commit: the blob would not be durable.
+// Commit waits for the write-back call and commits (which syncs the blob).
 func (w *Writer) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
-	if err := w.wait(); err != nil {
-		return fmt.Errorf("sync blob: %w", err)
-	}
+	w.release()
 	return w.Writer.Commit(ctx, size, expected, opts...)
 }
 
-// Close waits for the background sync and closes the writer.
+// Close waits for the write-back call and closes the writer.
 func (w *Writer) Close() error {
-	_ = w.wait() // the caller abandons the blob: a failed sync does not matter
+	w.release()
 	return w.Writer.Close()
 }
 
-// Truncate waits for the background sync and truncates.
+// Truncate waits for the write-back call and truncates; the write-back
+// starts again from the new end.
 func (w *Writer) Truncate(size int64) error {
-	if err := w.wait(); err != nil {
-		return fmt.Errorf("sync blob: %w", err)
-	}
-	w.pending = 0
+	w.wait()
+	w.written, w.started = size, size
 	return w.Writer.Truncate(size)
+}
+
+// ingestFile finds, among this process's open files, the data file of the
+// local content store's ingest whose ref is ref, and opens it again
+// read-only (sync_file_range acts on the file, whatever descriptor names
+// it). The local store keeps an ingest's ref in the "ref" file beside its
+// data; containerd's metadata store names its ingests
+// "namespace/sequence/ref" there. It returns nil when there is none: the
+// store is another kind, or in another process (containerd's daemon).
+func ingestFile(ref string) *os.File {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil || filepath.Base(target) != "data" || filepath.Base(filepath.Dir(filepath.Dir(target))) != "ingest" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(target), "ref"))
+		if err != nil {
+			continue
+		}
+		if r := string(b); r != ref && !strings.HasSuffix(r, "/"+ref) {
+			continue
+		}
+		f, err := os.Open(target)
+		if err != nil {
+			return nil
+		}
+		return f
+	}
+	return nil
 }

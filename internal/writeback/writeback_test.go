@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,113 +20,173 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// fakeWriter is a content.Writer whose Sync blocks until released and
-// which records the calls made to it.
-type fakeWriter struct {
-	mu        sync.Mutex
-	buf       bytes.Buffer
-	syncs     int
-	inSync    int // syncs running now
-	maxInSync int
-	release   chan struct{} // a Sync waits for a receive (nil: returns at once)
-	syncErr   error
-	committed bool
-	closed    bool
-	// syncingAtCommit records whether a Sync was running when Commit or
-	// Close was called.
-	syncingAtCommit bool
+// call is one write-back start.
+type call struct {
+	file   string // the started file's path, from /proc/self/fd
+	ref    string // the ref file beside it, read at the call
+	off, n int64
 }
 
-func (f *fakeWriter) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.buf.Write(p)
-}
-
-func (f *fakeWriter) Sync() error {
-	f.mu.Lock()
-	f.syncs++
-	f.inSync++
-	f.maxInSync = max(f.maxInSync, f.inSync)
-	release := f.release
-	f.mu.Unlock()
-	if release != nil {
-		<-release
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.inSync--
-	return f.syncErr
-}
-
-func (f *fakeWriter) Commit(context.Context, int64, digest.Digest, ...content.Opt) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.syncingAtCommit = f.syncingAtCommit || f.inSync > 0
-	f.committed = true
-	return nil
-}
-
-func (f *fakeWriter) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.syncingAtCommit = f.syncingAtCommit || f.inSync > 0
-	f.closed = true
-	return nil
-}
-
-func (f *fakeWriter) Digest() digest.Digest           { return digest.FromBytes(f.buf.Bytes()) }
-func (f *fakeWriter) Status() (content.Status, error) { return content.Status{}, nil }
-func (f *fakeWriter) Truncate(int64) error            { return nil }
-
-func (f *fakeWriter) counts() (syncs, maxInSync int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.syncs, f.maxInSync
-}
-
-// plainWriter is a content.Writer that cannot sync.
-type plainWriter struct{ content.Writer }
-
-func TestWrapWithoutSyncReturnsWriter(t *testing.T) {
-	w := plainWriter{}
-	if got := Wrap(w, 10); got != content.Writer(w) {
-		t.Fatalf("Wrap of a writer without Sync = %T, want the writer itself", got)
-	}
-	if _, ok := Wrap(&fakeWriter{}, 10).(*Writer); !ok {
-		t.Fatal("Wrap of a writer with Sync did not wrap it")
-	}
-}
-
-func TestSyncsBehindWrites(t *testing.T) {
-	f := &fakeWriter{}
-	w := Wrap(f, 100)
-	for range 10 {
-		if _, err := w.Write(make([]byte, 50)); err != nil {
-			t.Fatal(err)
+// recordStarts replaces startRange for the test: each call is recorded,
+// then waits for a receive on hold if hold is not nil.
+func recordStarts(t *testing.T, hold chan struct{}) func() []call {
+	t.Helper()
+	var mu sync.Mutex
+	var calls []call
+	orig := startRange
+	startRange = func(f *os.File, off, n int64) {
+		path, _ := os.Readlink(filepath.Join("/proc/self/fd", strconvFd(f)))
+		ref, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "ref"))
+		mu.Lock()
+		calls = append(calls, call{file: path, ref: string(ref), off: off, n: n})
+		mu.Unlock()
+		if hold != nil {
+			<-hold
 		}
-		// Let each background sync finish before the next write, so
-		// every threshold crossing starts one.
-		if err := w.(*Writer).wait(); err != nil {
-			t.Fatal(err)
-		}
+		orig(f, off, n) // the real call too: it must not fail the blob
 	}
-	if syncs, _ := f.counts(); syncs != 5 {
-		t.Fatalf("500 bytes written with a sync every 100: %d syncs, want 5", syncs)
+	t.Cleanup(func() { startRange = orig })
+	return func() []call {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]call(nil), calls...)
 	}
-	if err := w.Commit(context.Background(), 0, ""); err != nil {
+}
+
+func strconvFd(f *os.File) string { return strconv.Itoa(int(f.Fd())) }
+
+// writeBlob writes data to store under ref through Wrap(every) in 64 KiB
+// writes, waiting for each write-back call so that every interval starts
+// one, commits, and checks the committed blob.
+func writeBlob(t *testing.T, ctx context.Context, store content.Store, ref string, data []byte, every int64) *Writer {
+	t.Helper()
+	cw, err := content.OpenWriter(ctx, store, content.WithRef(ref))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if f.buf.Len() != 500 || !f.committed {
-		t.Fatalf("wrote %d bytes, committed %v", f.buf.Len(), f.committed)
+	w, ok := Wrap(cw, every).(*Writer)
+	if !ok {
+		t.Fatal("Wrap with an interval did not wrap the writer")
+	}
+	for r := bytes.NewReader(data); r.Len() > 0; {
+		if _, err := io.CopyN(w, r, min(64<<10, int64(r.Len()))); err != nil {
+			t.Fatal(err)
+		}
+		w.wait()
+	}
+	want := digest.FromBytes(data)
+	if err := w.Commit(ctx, int64(len(data)), want); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got, err := content.ReadBlob(ctx, store, ocispec.Descriptor{Digest: want, Size: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the committed blob differs from what was written")
+	}
+	return w
+}
+
+// TestStartsBehindWrites writes blobs through containerd's local content
+// store and its metadata store over it (whose ingest refs are
+// "namespace/sequence/ref"): the write-back must be started on the
+// ingest's own data file, over consecutive ranges covering every interval
+// written, and the blob must commit unchanged.
+func TestStartsBehindWrites(t *testing.T) {
+	cs, meta := testutil.ContentStores(t)
+	ctx := namespaces.WithNamespace(context.Background(), "test")
+	for name, store := range map[string]content.Store{"local": cs, "metadata": meta} {
+		t.Run(name, func(t *testing.T) {
+			starts := recordStarts(t, nil)
+			data := make([]byte, 5<<20+123)
+			if _, err := rand.Read(data); err != nil {
+				t.Fatal(err)
+			}
+			// A second open ingest whose ref ends like this one's must
+			// not be taken for it.
+			other, err := content.OpenWriter(ctx, store, content.WithRef("x-writeback-"+name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if _, err := other.Write([]byte("other")); err != nil {
+				t.Fatal(err)
+			}
+			w := writeBlob(t, ctx, store, "writeback-"+name, data, 1<<20)
+			calls := starts()
+			if len(calls) != 5 {
+				t.Fatalf("5 MiB written with a start every MiB: %d starts (%v), want 5", len(calls), calls)
+			}
+			var next int64
+			for _, c := range calls {
+				if c.off != next || c.n < 1<<20 {
+					t.Fatalf("starts %v: not consecutive ranges of at least 1 MiB from 0", calls)
+				}
+				next = c.off + c.n
+				if filepath.Base(c.file) != "data" || !strings.Contains(c.file, "/ingest/") {
+					t.Fatalf("write-back started on %q, not an ingest's data file", c.file)
+				}
+				if !strings.HasSuffix(c.ref, "writeback-"+name) || strings.HasSuffix(c.ref, "x-writeback-"+name) {
+					t.Fatalf("write-back started on the ingest of %q, want writeback-%s's", c.ref, name)
+				}
+			}
+			if w.file != nil {
+				t.Fatal("the ingest file stays open after Commit")
+			}
+		})
 	}
 }
 
-func TestOneSyncAtATimeAndCommitWaits(t *testing.T) {
-	f := &fakeWriter{release: make(chan struct{})}
-	w := Wrap(f, 10)
-	// The first write starts a sync that blocks; the next ones must
-	// neither block nor start another.
+// memWriter is a content.Writer of a store with no ingest file.
+type memWriter struct {
+	bytes.Buffer
+	committed, closed bool
+}
+
+func (m *memWriter) Commit(context.Context, int64, digest.Digest, ...content.Opt) error {
+	m.committed = true
+	return nil
+}
+func (m *memWriter) Close() error          { m.closed = true; return nil }
+func (m *memWriter) Digest() digest.Digest { return digest.FromBytes(m.Bytes()) }
+func (m *memWriter) Status() (content.Status, error) {
+	return content.Status{Ref: "mem", Offset: int64(m.Len())}, nil
+}
+func (m *memWriter) Truncate(int64) error { return nil }
+
+// TestNoIngestFileWritesThrough: a store with no ingest file in this
+// process gets its bytes unchanged and no write-back call.
+func TestNoIngestFileWritesThrough(t *testing.T) {
+	starts := recordStarts(t, nil)
+	m := &memWriter{}
+	w := Wrap(m, 10)
+	for range 10 {
+		if _, err := w.Write(make([]byte, 7)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(context.Background(), 70, ""); err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 70 || !m.committed || len(starts()) != 0 {
+		t.Fatalf("wrote %d bytes, committed %v, %d write-back calls; want 70, true, 0", m.Len(), m.committed, len(starts()))
+	}
+}
+
+// TestOneStartAtATimeAndCommitWaits: while a write-back call runs, writes
+// neither block nor start another, and Commit waits for it.
+func TestOneStartAtATimeAndCommitWaits(t *testing.T) {
+	hold := make(chan struct{})
+	starts := recordStarts(t, hold)
+	cs, _ := testutil.ContentStores(t)
+	ctx := context.Background()
+	cw, err := content.OpenWriter(ctx, cs, content.WithRef("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Wrap(cw, 10)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -138,100 +199,34 @@ func TestOneSyncAtATimeAndCommitWaits(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("writes blocked behind a running sync")
+		t.Fatal("writes blocked behind a running write-back call")
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if syncs, _ := f.counts(); syncs > 0 || time.Now().After(deadline) {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); len(starts()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
-	if syncs, maxIn := f.counts(); syncs != 1 || maxIn != 1 {
-		t.Fatalf("while a sync runs: %d syncs started, %d at once; want 1, 1", syncs, maxIn)
+	if n := len(starts()); n != 1 {
+		t.Fatalf("while a write-back call runs: %d started, want 1", n)
 	}
 	committed := make(chan error, 1)
-	go func() { committed <- w.Commit(context.Background(), 0, "") }()
+	go func() { committed <- w.Commit(ctx, 200, digest.FromBytes(make([]byte, 200))) }()
 	select {
 	case err := <-committed:
-		t.Fatalf("Commit returned (%v) while a sync was running", err)
+		t.Fatalf("Commit returned (%v) while a write-back call was running", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(f.release)
+	close(hold)
 	if err := <-committed; err != nil {
 		t.Fatal(err)
 	}
-	if f.syncingAtCommit {
-		t.Fatal("Commit reached the writer while a sync was running")
-	}
 }
 
-func TestFailedSyncFailsCommitNotClose(t *testing.T) {
-	bad := errors.New("disk full")
-	f := &fakeWriter{syncErr: bad}
-	w := Wrap(f, 10)
-	if _, err := w.Write(make([]byte, 10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(context.Background(), 0, ""); !errors.Is(err, bad) {
-		t.Fatalf("Commit after a failed background sync = %v, want %v", err, bad)
-	}
-	if f.committed {
-		t.Fatal("the blob was committed although a sync failed")
-	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("Close after a failed sync = %v, want nil (the blob is abandoned)", err)
-	}
-	if !f.closed {
-		t.Fatal("Close did not close the writer")
-	}
-}
-
-// TestContainerdStores writes blobs through containerd's local content
-// store and its metadata store over it, syncing often, while the race
-// detector watches the concurrent Sync and Write.
-func TestContainerdStores(t *testing.T) {
-	cs, meta := testutil.ContentStores(t)
-	ctx := namespaces.WithNamespace(context.Background(), "test")
-	for name, store := range map[string]content.Store{"local": cs, "metadata": meta} {
-		t.Run(name, func(t *testing.T) {
-			data := make([]byte, 24<<20+123)
-			if _, err := rand.Read(data); err != nil {
-				t.Fatal(err)
-			}
-			cw, err := content.OpenWriter(ctx, store, content.WithRef("writeback-"+name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := Wrap(cw, 1<<20)
-			if _, ok := w.(*Writer); !ok {
-				t.Fatalf("containerd's %s writer %T cannot sync", name, cw)
-			}
-			if _, err := io.CopyBuffer(w, bytes.NewReader(data), make([]byte, 64<<10)); err != nil {
-				t.Fatal(err)
-			}
-			want := digest.FromBytes(data)
-			if err := w.Commit(ctx, int64(len(data)), want); err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			got, err := content.ReadBlob(ctx, store, ocispec.Descriptor{Digest: want, Size: int64(len(data))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, data) {
-				t.Fatal("the committed blob differs from what was written")
-			}
-		})
-	}
-}
-
-// TestEveryFromEnv: the background syncs are off unless EveryEnv names a
-// whole number of MiB, and a malformed value is an error naming it.
+// TestEveryFromEnv: the interval is defaultMiB unless EveryEnv names a
+// whole number of MiB (0: off), and a malformed value is an error naming
+// it.
 func TestEveryFromEnv(t *testing.T) {
-	// Wrap with no interval and no environment (envEvery is read once per
-	// process) leaves a syncing writer unwrapped.
 	if os.Getenv(EveryEnv) == "" {
-		if _, ok := Wrap(&fakeWriter{}, 0).(*Writer); ok {
-			t.Error("Wrap with no interval and no environment wrapped the writer")
+		if _, ok := Wrap(&memWriter{}, 0).(*Writer); !ok {
+			t.Error("Wrap with no interval and no environment did not wrap the writer")
 		}
 	}
 	for _, c := range []struct {
@@ -239,7 +234,7 @@ func TestEveryFromEnv(t *testing.T) {
 		want int64
 		err  bool
 	}{
-		{"", 0, false}, {"0", 0, false}, {"32", 32 << 20, false}, {" 8 ", 8 << 20, false},
+		{"", defaultMiB << 20, false}, {"0", 0, false}, {"32", 32 << 20, false}, {" 8 ", 8 << 20, false},
 		{"32MiB", 0, true}, {"-1", 0, true}, {"x", 0, true},
 	} {
 		t.Setenv(EveryEnv, c.v)
