@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -15,7 +16,8 @@ import (
 // was highest, which may be during the build's steps rather than the
 // export. The sampler (cpu.go) also records RssAnon and RssFile, so the
 // report can show the peak of anonymous memory alone over the build, and
-// the peak RSS within the exporter's window.
+// the peak RSS within the exporter's window; with --rss-smaps it writes
+// the daemon's memory map at its peak (rsspeak.go).
 
 // procRSS returns the RssAnon and RssFile of process pid in bytes, or
 // zeros when they cannot be read.
@@ -24,15 +26,16 @@ func procRSS(pid int) (anon, file int64) {
 	if err != nil {
 		return 0, 0
 	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("RssAnon:")); ok {
-			anon = statusKB(v)
-		} else if v, ok := bytes.CutPrefix(line, []byte("RssFile:")); ok {
-			file = statusKB(v)
+	if *rssSmapsDir != "" {
+		if err := notePeak(*rssSmapsDir, pid, b); err != nil {
+			smapsErr.Do(func() { logf("--rss-smaps: %v", err) })
 		}
 	}
-	return anon, file
+	return statusField(b, "RssAnon:"), statusField(b, "RssFile:")
 }
+
+// smapsErr reports the first --rss-smaps error only.
+var smapsErr sync.Once
 
 // statusKB parses a /proc status value such as "  1234 kB" into bytes.
 func statusKB(v []byte) int64 {
