@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -158,25 +159,27 @@ func setKey(m map[string]string, k, v string) map[string]string {
 	return m
 }
 
-// emptyLayerGzip is an empty tar gzipped by Go's compress/gzip, the bytes
-// Docker and BuildKit use (sha256:4f4fb700ef54…).
-var emptyLayerGzip = func() []byte {
+// emptyLayerGzip returns an empty tar gzipped by Go's compress/gzip, the
+// bytes Docker and BuildKit use (sha256:4f4fb700ef54…). It is made on
+// first use: the gzip writer takes 800 KB that every lade-buildkitd would
+// otherwise allocate at start (issue #17, peak RSS).
+var emptyLayerGzip = sync.OnceValue(func() []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	_, _ = zw.Write(make([]byte, 1024))
 	_ = zw.Close()
 	return buf.Bytes()
-}()
+})
 
 // writeEmptyLayer writes the empty gzip layer and returns its descriptor.
 func writeEmptyLayer(ctx context.Context, store Store, docker bool) (ocispec.Descriptor, error) {
 	mt, _ := blobs.Compression{Type: blobs.Gzip}.MediaType(docker)
 	d := ocispec.Descriptor{
-		MediaType: mt, Digest: digest.FromBytes(emptyLayerGzip), Size: int64(len(emptyLayerGzip)),
+		MediaType: mt, Digest: digest.FromBytes(emptyLayerGzip()), Size: int64(len(emptyLayerGzip())),
 		Annotations: map[string]string{blobs.LabelUncompressed: blobs.EmptyTarDiffID.String()},
 	}
 	labels := map[string]string{blobs.LabelUncompressed: blobs.EmptyTarDiffID.String()}
-	if err := content.WriteBlob(ctx, store, "lade-empty-layer", bytes.NewReader(emptyLayerGzip), d, content.WithLabels(labels)); err != nil {
+	if err := content.WriteBlob(ctx, store, "lade-empty-layer", bytes.NewReader(emptyLayerGzip()), d, content.WithLabels(labels)); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("write empty layer: %w", err)
 	}
 	return d, nil

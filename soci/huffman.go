@@ -1,6 +1,9 @@
 package soci
 
-import "math/bits"
+import (
+	"math/bits"
+	"sync"
+)
 
 // maxCodeLen is deflate's longest Huffman code.
 const maxCodeLen = 15
@@ -101,8 +104,12 @@ var (
 	codeLenOrder = [19]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 )
 
-// fixedLit and fixedDist are the fixed codes of block type 1.
-var fixedLit, fixedDist = func() (l, d huffman) {
+// fixedCodes returns the fixed literal/length and distance codes of block
+// type 1, built on first use rather than at init: their tables take
+// 256 KiB that lade-buildkitd would otherwise keep live from its start
+// even when it never builds a zTOC (issue #17, peak RSS).
+var fixedCodes = sync.OnceValues(func() (l, d *huffman) {
+	l, d = new(huffman), new(huffman)
 	var lens [288]uint8
 	for i := range lens {
 		switch {
@@ -123,4 +130,4 @@ var fixedLit, fixedDist = func() (l, d huffman) {
 	}
 	d.build(dl[:])
 	return l, d
-}()
+})

@@ -75,7 +75,7 @@ func (f *inflater) member() error {
 		case 1:
 			start.out = f.out()
 			if err = f.block(start); err == nil {
-				err = f.codes(&fixedLit, &fixedDist)
+				err = f.codes(fixedCodes())
 			}
 		case 2:
 			start.out = f.out()
