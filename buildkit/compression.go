@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/lade-build/lade/blobs"
 	"github.com/lade-build/lade/exporter"
+	"github.com/lade-build/lade/exporter/archive"
 	bkcompression "github.com/moby/buildkit/util/compression"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -74,7 +75,12 @@ func (t compressionType) Compress(ctx context.Context, comp bkcompression.Config
 			hw = &hashWriter{w: dest, h: sha256.New()}
 		}
 		lw := &layerWriter{hw: hw}
-		zw, err := lw.withSoci(c, tr).NewWriter(hw, runtime.GOMAXPROCS(0))
+		var out io.Writer = hw
+		if tr.streaming() { // the OCI tar checks the blob it reads back against its CRC
+			lw.crc = archive.NewCRCWriter(hw)
+			out = lw.crc
+		}
+		zw, err := lw.withSoci(c, tr).NewWriter(out, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +97,8 @@ func (t compressionType) Compress(ctx context.Context, comp bkcompression.Config
 		mu.Lock()
 		lw := last
 		mu.Unlock()
-		if lw != nil && lw.sealed != "" {
-			tr.seal(ocispecs.Descriptor{MediaType: t.MediaType(), Digest: lw.sealed, Size: lw.hw.written()}, lw.n)
+		if lw != nil && lw.sealed != "" && lw.crc != nil {
+			tr.seal(ocispecs.Descriptor{MediaType: t.MediaType(), Digest: lw.sealed, Size: lw.hw.written()}, lw.n, lw.crc.Sum32())
 		}
 		return nil, nil
 	}
@@ -173,6 +179,8 @@ type layerWriter struct {
 	task   *layerTask
 	n      int64 // uncompressed bytes written
 	closed bool
+	// crc takes the blob's CRC-32C when the export streams an OCI tar.
+	crc *archive.CRCWriter
 	// sealed is the blob's digest once Close succeeded.
 	sealed digest.Digest
 	// ztoc is the layer's zTOC when the export asked for soci (see

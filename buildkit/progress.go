@@ -32,8 +32,9 @@ type tracker struct {
 	mu    sync.Mutex
 	fresh map[digest.Digest]freshBlob
 	// sink, when set, receives every blob sealed during the export, with
-	// the size of its uncompressed tar (see tarStream).
-	sink func(desc ocispecs.Descriptor, uncompressed int64)
+	// the size of its uncompressed tar and the CRC-32C of its bytes (see
+	// tarStream).
+	sink func(desc ocispecs.Descriptor, uncompressed int64, crc uint32)
 	// soci is the zTOC span size when the export asked for soci=true
 	// (see layerWriter.withSoci), else 0.
 	soci int64
@@ -83,7 +84,7 @@ func (t *tracker) freshBlob(dgst digest.Digest) (freshBlob, bool) {
 }
 
 // setSink makes the tracker hand sealed blobs to sink.
-func (t *tracker) setSink(sink func(ocispecs.Descriptor, int64)) {
+func (t *tracker) setSink(sink func(ocispecs.Descriptor, int64, uint32)) {
 	t.mu.Lock()
 	t.sink = sink
 	t.mu.Unlock()
@@ -100,12 +101,12 @@ func (t *tracker) streaming() bool {
 }
 
 // seal hands a blob committed to the content store to the sink.
-func (t *tracker) seal(desc ocispecs.Descriptor, uncompressed int64) {
+func (t *tracker) seal(desc ocispecs.Descriptor, uncompressed int64, crc uint32) {
 	t.mu.Lock()
 	sink := t.sink
 	t.mu.Unlock()
 	if sink != nil {
-		sink(desc, uncompressed)
+		sink(desc, uncompressed, crc)
 	}
 }
 

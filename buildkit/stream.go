@@ -54,7 +54,7 @@ type tarStream struct {
 	closePW func()
 
 	mu    sync.Mutex
-	queue []ocispecs.Descriptor
+	queue []sealedBlob
 	stop  bool
 	wake  chan struct{}
 	done  chan struct{}
@@ -132,15 +132,35 @@ func newTarStream(ctx context.Context, cs content.Provider, w io.Writer, mtime t
 	return s, nil
 }
 
+// sealedBlob is a layer blob lade's compressor has just written to the
+// content store: desc's digest is the SHA-256 the pipeline took of the
+// bytes as they were written, crc their CRC-32C taken in the same pass.
+type sealedBlob struct {
+	desc ocispecs.Descriptor
+	crc  uint32
+}
+
 // add queues a sealed layer blob of the content store; uncompressed is the
-// size of its tar. It never blocks.
-func (s *tarStream) add(desc ocispecs.Descriptor, uncompressed int64) {
+// size of its tar, crc the CRC-32C of its bytes. It never blocks.
+//
+// The blob is read back from the store and checked against crc, not
+// hashed again: the SHA-256 of desc's digest was taken by this process of
+// the very bytes the CRC was taken of, as they went into the daemon's own
+// content store, moments before. What the check must catch is the file
+// not holding those bytes any more (truncated, corrupted, replaced by a
+// mix-up): the size is checked before the first byte and CRC-32C detects
+// every error burst up to 32 bits and any other change but with
+// probability 2^-32, at a tenth of SHA-256's CPU or less. It is not a
+// cryptographic check, and need not be: whoever can write the daemon's
+// root can change its binary too. Blobs not sealed in this export (reused
+// layers, configs, manifests) are hashed in full when read.
+func (s *tarStream) add(desc ocispecs.Descriptor, uncompressed int64, crc uint32) {
 	if uncompressed <= emptyTarSize {
 		return
 	}
 	s.mu.Lock()
 	if !s.stop {
-		s.queue = append(s.queue, desc)
+		s.queue = append(s.queue, sealedBlob{desc: desc, crc: crc})
 	}
 	s.mu.Unlock()
 	s.notify()
@@ -162,9 +182,9 @@ func (s *tarStream) loop(ctx context.Context) {
 		q, stop := s.queue, s.stop
 		s.queue = nil
 		s.mu.Unlock()
-		for _, d := range q {
+		for _, b := range q {
 			if s.err == nil {
-				s.err = s.blob(ctx, archive.Blob{Desc: d})
+				s.err = s.blob(ctx, archive.Blob{Desc: b.desc}, &b.crc)
 			}
 		}
 		if len(q) > 0 {
@@ -250,7 +270,7 @@ func (s *tarStream) finish(ctx context.Context, p content.Provider, root ocispec
 	}
 	s.cs = p
 	for _, b := range g.Blobs {
-		if err := s.blob(ctx, b); err != nil {
+		if err := s.blob(ctx, b, nil); err != nil {
 			return fmt.Errorf("oci tar: %w", err)
 		}
 	}
@@ -261,8 +281,9 @@ func (s *tarStream) finish(ctx context.Context, p content.Provider, root ocispec
 }
 
 // blob writes b once, under blobs/<algorithm>/<hex>, with a progress
-// vertex per blob as oci.WriteTar reports them.
-func (s *tarStream) blob(ctx context.Context, b archive.Blob) error {
+// vertex per blob as oci.WriteTar reports them. A sealed blob (see add)
+// has its crc and is checked against it; any other is hashed.
+func (s *tarStream) blob(ctx context.Context, b archive.Blob, crc *uint32) error {
 	d := b.Desc.Digest
 	if s.sent[d] {
 		return nil
@@ -274,7 +295,13 @@ func (s *tarStream) blob(ctx context.Context, b archive.Blob) error {
 		s.dirs[alg] = true
 	}
 	task := archive.StartTask(s.pw, "oci-tar", "writing", b.Desc)
-	if err := archive.Finish(task, "written", s.tw.Blob(ctx, s.cs, b, task.Add)); err != nil {
+	var err error
+	if crc != nil {
+		err = s.tw.SealedBlob(ctx, s.cs, b, *crc, task.Add)
+	} else {
+		err = s.tw.Blob(ctx, s.cs, b, task.Add)
+	}
+	if err := archive.Finish(task, "written", err); err != nil {
 		return err
 	}
 	s.sent[d] = true

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/sys"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/gofrs/flock"
+	"github.com/lade-build/lade/buildkit"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/control"
 	"github.com/moby/buildkit/frontend"
@@ -89,7 +90,7 @@ func newDaemon(ctx context.Context, cfg config.Config, differ string, saveCacheD
 	d.server = grpc.NewServer(
 		d.telemetry.statsHandler(),
 		grpc.ChainUnaryInterceptor(logErrors, grpcerrors.UnaryServerInterceptor),
-		grpc.StreamInterceptor(grpcerrors.StreamServerInterceptor),
+		grpc.ChainStreamInterceptor(buildkit.SplitSessionMessages, grpcerrors.StreamServerInterceptor), // see SplitSessionMessages
 		grpc.MaxRecvMsgSize(defaults.DefaultMaxRecvMsgSize),
 		grpc.MaxSendMsgSize(defaults.DefaultMaxSendMsgSize),
 	)

@@ -30,13 +30,27 @@ var copyBufs = sync.Pool{New: func() any {
 // the error wraps cache.ErrSizeMismatch or cache.ErrDigestMismatch; w has
 // then received (some of) the wrong bytes and must be discarded.
 func CopyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, w io.Writer, onBytes func(int64)) error {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	return copyBlob(ctx, p, desc, w, onBytes, *buf)
+	return copyBlob(ctx, p, desc, w, copyOpts{onBytes: onBytes})
 }
 
-// copyBlob is CopyBlob writing chunks of at most len(buf) bytes.
-func copyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, w io.Writer, onBytes func(int64), buf []byte) error {
+// verifier checks the bytes written to it against what they should be.
+type verifier interface {
+	io.Writer
+	// Verified reports whether the bytes written are the expected ones.
+	Verified() bool
+}
+
+// copyOpts are copyBlob's options; the zero value is CopyBlob's.
+type copyOpts struct {
+	onBytes func(int64)
+	// chunk, when > 0, is the largest write to w; reads stay 1 MiB.
+	chunk int
+	// check verifies the bytes read instead of the descriptor's digest.
+	check verifier
+}
+
+// copyBlob is CopyBlob with options.
+func copyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, w io.Writer, o copyOpts) error {
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("descriptor %q: %w", desc.Digest, err)
 	}
@@ -48,19 +62,46 @@ func copyBlob(ctx context.Context, p content.Provider, desc ocispec.Descriptor, 
 	if ra.Size() != desc.Size {
 		return fmt.Errorf("blob %s: found %d bytes, want %d: %w", desc.Digest, ra.Size(), desc.Size, cache.ErrSizeMismatch)
 	}
-	verifier := desc.Digest.Verifier()
-	r := &ctxReader{ctx: ctx, r: io.LimitReader(content.NewReader(ra), desc.Size), onBytes: onBytes}
-	n, err := io.CopyBuffer(io.MultiWriter(w, verifier), r, buf)
+	v := o.check
+	if v == nil {
+		v = desc.Digest.Verifier()
+	}
+	if o.chunk > 0 {
+		w = chunkWriter{w: w, n: o.chunk}
+	}
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	r := &ctxReader{ctx: ctx, r: io.LimitReader(content.NewReader(ra), desc.Size), onBytes: o.onBytes}
+	n, err := io.CopyBuffer(io.MultiWriter(w, v), r, *buf)
 	if err != nil {
 		return fmt.Errorf("copy blob %s: %w", desc.Digest, err)
 	}
 	if n != desc.Size {
 		return fmt.Errorf("blob %s: read %d bytes, want %d: %w", desc.Digest, n, desc.Size, cache.ErrSizeMismatch)
 	}
-	if !verifier.Verified() {
+	if !v.Verified() {
 		return fmt.Errorf("blob %s (%d bytes): %w", desc.Digest, desc.Size, cache.ErrDigestMismatch)
 	}
 	return nil
+}
+
+// chunkWriter writes to w in writes of at most n bytes.
+type chunkWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c chunkWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		k, err := c.w.Write(p[:min(len(p), c.n)])
+		written += k
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+	}
+	return written, nil
 }
 
 // ctxReader stops reading once its context is done and reports progress.

@@ -78,13 +78,25 @@ func (t *TarWriter) File(name string, data []byte) error {
 // a digest mismatch is found after the bytes went out, so on any error the
 // whole tar stream must be discarded.
 func (t *TarWriter) Blob(ctx context.Context, p content.Provider, b Blob, onBytes func(int64)) error {
+	return t.blob(ctx, p, b, copyOpts{onBytes: onBytes})
+}
+
+// SealedBlob is Blob for a blob this process has just written to p,
+// hashing its bytes to b.Desc.Digest as they were written, and taking
+// their CRC-32C (Castagnoli) crc in the same pass: the bytes read back are
+// checked against crc instead of being hashed again (CRCWriter takes it).
+func (t *TarWriter) SealedBlob(ctx context.Context, p content.Provider, b Blob, crc uint32, onBytes func(int64)) error {
+	return t.blob(ctx, p, b, copyOpts{onBytes: onBytes, check: newCRCCheck(crc)})
+}
+
+func (t *TarWriter) blob(ctx context.Context, p content.Provider, b Blob, o copyOpts) error {
 	name := BlobPath(b.Desc.Digest)
 	if b.Data != nil {
 		if err := t.File(name, b.Data); err != nil {
 			return err
 		}
-		if onBytes != nil {
-			onBytes(int64(len(b.Data)))
+		if o.onBytes != nil {
+			o.onBytes(int64(len(b.Data)))
 		}
 		return nil
 	}
@@ -100,10 +112,8 @@ func (t *TarWriter) Blob(ctx context.Context, p content.Provider, b Blob, onByte
 	if err := t.tw.WriteHeader(t.header(name, tar.TypeReg, 0o644, b.Desc.Size)); err != nil {
 		return fmt.Errorf("write tar entry %s: %w", name, err)
 	}
-	if t.chunk > 0 {
-		return copyBlob(ctx, p, b.Desc, t.tw, onBytes, make([]byte, t.chunk))
-	}
-	return CopyBlob(ctx, p, b.Desc, t.tw, onBytes)
+	o.chunk = t.chunk
+	return copyBlob(ctx, p, b.Desc, t.tw, o)
 }
 
 // Close writes the tar footer. It does not close the underlying writer.
