@@ -158,6 +158,9 @@ func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name st
 	if waited := d.waitIdle(60 * time.Second); waited > time.Second {
 		logf("%s: waited %.1fs for the daemon to go idle", d.kind, waited.Seconds())
 	}
+	if err := dropDBPageCache(d.root); err != nil { // dbcache.go
+		return buildTimes{}, err
+	}
 	t, err := d.build(ctx, w.Dir, filepath.Join(logs, fmt.Sprintf("%s-%d-%s.rawjson", name, round, d.kind)), stages, args...)
 	if err != nil {
 		return t, err
