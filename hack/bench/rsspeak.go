@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,11 +23,14 @@ import (
 // lines, then Rss and Anonymous per mapped file (all anonymous mappings
 // together), then the largest single mappings. The file left at the end of
 // a build is the map at (one sample after) the build's peak, so lade's and
-// stock's can be compared mapping by mapping. Reading smaps costs the bench
-// a few milliseconds per rise; the daemons are not disturbed.
+// stock's can be compared mapping by mapping; beside it COMM-PID.heap.pb.gz
+// is the daemon's heap profile fetched then from its --debugaddr. Reading
+// smaps costs the bench a few milliseconds per rise; serving the profiles
+// costs the daemon some CPU and memory, so a run with --rss-smaps is for
+// finding what is resident, not for the report's numbers.
 
 // rssSmapsDir is the --rss-smaps directory, empty when not dumping.
-var rssSmapsDir = flag.String("rss-smaps", "", "write each daemon's memory map (smaps per mapping) at its peak RSS to DIR/COMM-PID.txt, rewritten whenever VmHWM rises")
+var rssSmapsDir = flag.String("rss-smaps", "", "write each daemon's memory map (smaps per mapping) and heap profile at its peak RSS to DIR/COMM-PID.txt and .heap.pb.gz, rewritten whenever VmHWM rises (diagnosis only: the profiles disturb the daemons)")
 
 // peakDumps remembers the last VmHWM dumped per process.
 var peakDumps = struct {
@@ -68,7 +72,54 @@ func notePeak(dir string, pid int, status []byte) error {
 	if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("--rss-smaps: %w", err)
 	}
+	if addr := debugAddrOf(pid); addr != "" {
+		go saveHeapProfile(addr, filepath.Join(dir, strings.TrimSuffix(name, ".txt")+".heap.pb.gz"))
+	}
 	return nil
+}
+
+// debugAddrOf returns the --debugaddr a daemon was started with, or "".
+func debugAddrOf(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return debugAddrArg(b)
+}
+
+// debugAddrArg returns the value of --debugaddr in a /proc cmdline (NUL
+// separated), as "--debugaddr ADDR" or "--debugaddr=ADDR", or "".
+func debugAddrArg(cmdline []byte) string {
+	args := strings.Split(string(cmdline), "\x00")
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--debugaddr="); ok {
+			return v
+		}
+		if a == "--debugaddr" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// heapProfiles serializes saveHeapProfile, so that a rise's profile never
+// overwrites a later one's.
+var heapProfiles sync.Mutex
+
+// saveHeapProfile writes the daemon's heap profile (the live heap as of
+// its last GC, and what was allocated since) to path, or nothing when the
+// daemon does not answer.
+func saveHeapProfile(addr, path string) {
+	heapProfiles.Lock()
+	defer heapProfiles.Unlock()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + addr + "/debug/pprof/heap")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return
+	}
+	_ = os.WriteFile(path, b, 0o644)
 }
 
 // statusField returns the value of a kB field of a /proc status in bytes,

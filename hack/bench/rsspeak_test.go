@@ -183,3 +183,17 @@ func TestResidentPages(t *testing.T) {
 	}
 	t.Fatalf("mapping of %s not in smaps", path)
 }
+
+// TestDebugAddrArg finds the daemon's pprof address in its command line.
+func TestDebugAddrArg(t *testing.T) {
+	for cmdline, want := range map[string]string{
+		"buildkitd\x00--root\x00/r\x00--debugaddr\x00127.0.0.1:5\x00":   "127.0.0.1:5",
+		"lade-buildkitd\x00--debugaddr=127.0.0.1:6\x00--root\x00/r\x00": "127.0.0.1:6",
+		"buildkitd\x00--root\x00/r\x00":                                 "",
+		"buildkitd\x00--debugaddr":                                      "",
+	} {
+		if got := debugAddrArg([]byte(cmdline)); got != want {
+			t.Errorf("debugAddrArg(%q) = %q, want %q", cmdline, got, want)
+		}
+	}
+}
