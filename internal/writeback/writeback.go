@@ -155,6 +155,15 @@ func (w *Writer) start() {
 	}()
 }
 
+// Started returns how many of the bytes written have had their write-back
+// started: 0 until the first interval, and for good when the writer's
+// store keeps no ingest file in this process.
+func (w *Writer) Started() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.started
+}
+
 // wait returns when no write-back call runs.
 func (w *Writer) wait() {
 	w.mu.Lock()
@@ -190,7 +199,9 @@ func (w *Writer) Close() error {
 // starts again from the new end.
 func (w *Writer) Truncate(size int64) error {
 	w.wait()
+	w.mu.Lock()
 	w.written, w.started = size, size
+	w.mu.Unlock()
 	return w.Writer.Truncate(size)
 }
 
