@@ -146,7 +146,7 @@ func runCase(ctx context.Context, d *daemon, reg *registry, w *workload, name st
 	if err != nil {
 		return buildTimes{}, err
 	}
-	if err := d.start(ctx); err != nil {
+	if err := startEvicted(ctx, d); err != nil { // dbcache.go
 		return buildTimes{}, err
 	}
 	defer d.stop()
