@@ -61,9 +61,8 @@ func NewDiffer(cs content.Store, fallback diff.Comparer) *Differ {
 	return d
 }
 
-// writer opens the content writer of ref, starting the blob's write-back
-// behind its writes (internal/writeback) so that its commit does not wait
-// for the whole blob to reach the disk after the layer's last byte.
+// writer opens the content writer of ref; with writeback.EveryEnv set,
+// the blob's write-back is started behind its writes (internal/writeback).
 func (d *Differ) writer(ctx context.Context, ref, mediaType string) (content.Writer, error) {
 	if d.ns != "" {
 		ctx = namespaces.WithNamespace(ctx, d.ns)

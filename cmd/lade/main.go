@@ -52,7 +52,8 @@ keeping history consistent. Images go to lade's embedded store (--root), to
 OCI layouts, docker archives and registries.
 
 Environment: LADE_WRITEBACK_MIB=N hands a blob's pages to the disk every N MiB
-while it is written, so its final fsync waits less (default 8; 0 turns it off).`,
+while it is written, so its final fsync waits less (default: off; see
+docs/performance.md for when it helps).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Usage: "embedded store `DIR`", Value: imagestore.DefaultRoot(), Sources: cli.EnvVars("LADE_ROOT")},
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages"},

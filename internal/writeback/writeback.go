@@ -1,22 +1,26 @@
 // Package writeback hands a blob's pages to the disk while the blob is
-// still being written.
+// still being written, when asked to (EveryEnv).
 //
 // containerd's content stores make a blob durable when it is committed:
 // the local store fsyncs the whole ingest file in Commit. A layer blob of
 // hundreds of megabytes then waits, after its last byte, for the disk to
 // take every byte at once, and nothing else of the layer is left to
-// overlap that wait. On a journaled file system that long fsync also holds
-// up every other fsync behind the same journal commit: the metadata
-// database's commits of the layers that finished beside it.
+// overlap that wait.
 //
 // Wrap starts the write-back of what was written since the last time,
 // each time a given number of bytes has been written, with
 // sync_file_range(SYNC_FILE_RANGE_WRITE) on the ingest file: it queues the
 // dirty pages for the disk and returns, without a journal commit and
-// without waiting for them (an fsync does both; syncing behind the writes
-// with fsync was tried and cost 0.6 CPU-seconds in lade-buildkitd's
-// uncompressed export on a journaled ext4, docs/performance.md). The blob
-// is no more and no less durable than before: Commit still syncs it.
+// without waiting for them. The blob is no more and no less durable than
+// before: Commit still syncs it.
+//
+// It is off by default. A lone blob's commit waits less with it
+// (BenchmarkWriteCommit), but in lade-buildkitd's uncompressed export on
+// a journaled ext4 the export was slower and spent more CPU: with
+// data=ordered, blocks allocated early join the running transaction, so
+// every fsync of the metadata databases between the layers then waits for
+// the blob data already sent (docs/performance.md). Syncing behind the
+// writes with fsync, tried before, cost more still.
 package writeback
 
 import (
@@ -34,26 +38,26 @@ import (
 )
 
 // EveryEnv names the environment variable that sets, for callers that pass
-// no interval, the MiB written between two write-back starts; 0 turns
-// them off. The default is defaultMiB.
+// no interval, the MiB written between two write-back starts (e.g. 8);
+// unset or 0, there are none.
 const EveryEnv = "LADE_WRITEBACK_MIB"
 
-// defaultMiB is the interval when EveryEnv is unset: large enough that a
-// blob's write-back is a few dozen calls, small enough that the pages of
-// one interval are on their way long before the blob ends.
-const defaultMiB = 8
+// exampleMiB is the interval the error of a malformed EveryEnv suggests:
+// a blob's write-back in a few dozen calls, each interval's pages on
+// their way long before the blob ends.
+const exampleMiB = 8
 
-// defaultEvery returns the interval EveryEnv sets (defaultMiB when unset,
-// 0 for off); a value that is not a whole number of MiB is an error
-// naming the variable.
+// defaultEvery returns the interval EveryEnv sets, 0 (off) when unset; a
+// value that is not a whole number of MiB is an error naming the
+// variable.
 func defaultEvery() (int64, error) {
 	v := strings.TrimSpace(os.Getenv(EveryEnv))
 	if v == "" {
-		return defaultMiB << 20, nil
+		return 0, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > 1<<20 {
-		return 0, fmt.Errorf("%s=%q: want the MiB written between two write-back starts of a blob (e.g. %d), or 0 for none", EveryEnv, v, defaultMiB)
+		return 0, fmt.Errorf("%s=%q: want the MiB written between two write-back starts of a blob (e.g. %d), or 0 for none", EveryEnv, v, exampleMiB)
 	}
 	return n << 20, nil
 }
@@ -98,8 +102,8 @@ var startRange = func(f *os.File, off, n int64) {
 }
 
 // Wrap returns w starting the write-back of its ingest file every `every`
-// bytes (if not positive: the interval EveryEnv sets, by default
-// defaultMiB), or w itself when the interval is 0. The ingest file is
+// bytes (if not positive: the interval EveryEnv sets, by default none),
+// or w itself when there is no interval. The ingest file is
 // found among the process's open files at the first interval (see
 // ingestFile): containerd's local content store and its metadata store
 // over it have one; other stores write through unchanged.

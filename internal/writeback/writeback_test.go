@@ -220,13 +220,12 @@ func TestOneStartAtATimeAndCommitWaits(t *testing.T) {
 	}
 }
 
-// TestEveryFromEnv: the interval is defaultMiB unless EveryEnv names a
-// whole number of MiB (0: off), and a malformed value is an error naming
-// it.
+// TestEveryFromEnv: there is no interval unless EveryEnv names a whole
+// number of MiB, and a malformed value is an error naming it.
 func TestEveryFromEnv(t *testing.T) {
 	if os.Getenv(EveryEnv) == "" {
-		if _, ok := Wrap(&memWriter{}, 0).(*Writer); !ok {
-			t.Error("Wrap with no interval and no environment did not wrap the writer")
+		if _, ok := Wrap(&memWriter{}, 0).(*Writer); ok {
+			t.Error("Wrap with no interval and no environment wrapped the writer")
 		}
 	}
 	for _, c := range []struct {
@@ -234,7 +233,7 @@ func TestEveryFromEnv(t *testing.T) {
 		want int64
 		err  bool
 	}{
-		{"", defaultMiB << 20, false}, {"0", 0, false}, {"32", 32 << 20, false}, {" 8 ", 8 << 20, false},
+		{"", 0, false}, {"0", 0, false}, {"32", 32 << 20, false}, {" 8 ", 8 << 20, false},
 		{"32MiB", 0, true}, {"-1", 0, true}, {"x", 0, true},
 	} {
 		t.Setenv(EveryEnv, c.v)
