@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -58,18 +59,42 @@ func (g *graph) walk(ctx context.Context, desc ocispec.Descriptor) error {
 	return n.err
 }
 
-// run walks desc's children concurrently, then visits desc.
+// run walks desc's children concurrently, then visits desc. When children
+// fail, it returns the cause rather than a cancellation the failure set
+// off: a child shared with another parent is canceled when a sibling of
+// that parent fails, and the other parent, waiting on it, could otherwise
+// report "context canceled" ahead of the sibling's error (an anonymous
+// push got that instead of the registry's 401).
 func (g *graph) run(ctx context.Context, desc ocispec.Descriptor) error {
 	kids, err := g.children(ctx, desc)
 	if err != nil {
 		return err
 	}
 	eg, ectx := errgroup.WithContext(ctx)
+	var (
+		mu    sync.Mutex
+		cause error
+	)
 	for _, kid := range kids {
-		eg.Go(func() error { return g.walk(ectx, kid) })
+		eg.Go(func() error {
+			err := g.walk(ectx, kid)
+			if err != nil {
+				mu.Lock()
+				if cause == nil || (isCancellation(cause) && !isCancellation(err)) {
+					cause = err
+				}
+				mu.Unlock()
+			}
+			return err
+		})
 	}
-	if err := eg.Wait(); err != nil {
-		return err
+	if eg.Wait() != nil {
+		return cause
 	}
 	return g.visit(ctx, desc)
+}
+
+// isCancellation reports whether err is a context's end.
+func isCancellation(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -137,6 +138,44 @@ func TestGraphErrorStopsParents(t *testing.T) {
 	}
 	if err := g.walk(context.Background(), root); !errors.Is(err, boom) || visitedRoot {
 		t.Fatalf("walk = %v, root visited %v", err, visitedRoot)
+	}
+}
+
+// TestGraphReportsCauseNotCancellation: when a parent's child fails, a
+// child it shares with another parent is canceled; the other parent,
+// waiting on the shared child, must not report that cancellation ahead of
+// the failure that caused it (here it would: the failing parent still
+// waits for a slow child that ignores the cancellation).
+func TestGraphReportsCauseNotCancellation(t *testing.T) {
+	shared, bad, slow := vertex("shared"), vertex("bad"), vertex("slow")
+	a, b, root := vertex("a"), vertex("b"), vertex("root")
+	d := dag{root.Digest: {a, b}, a.Digest: {shared, bad, slow}, b.Digest: {shared}}
+	unauthorized := errors.New("401 Unauthorized")
+	started := make(chan struct{})
+	g := &graph{
+		children: func(_ context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+			if desc.Digest == b.Digest {
+				<-started // a walks the shared child, under its own context
+			}
+			return d[desc.Digest], nil
+		},
+		visit: func(ctx context.Context, desc ocispec.Descriptor) error {
+			switch desc.Digest {
+			case shared.Digest:
+				close(started)
+				<-ctx.Done()
+				return ctx.Err()
+			case bad.Digest:
+				<-started
+				return unauthorized
+			case slow.Digest:
+				time.Sleep(100 * time.Millisecond)
+			}
+			return nil
+		},
+	}
+	if err := g.walk(context.Background(), root); !errors.Is(err, unauthorized) {
+		t.Fatalf("walk = %v, want the failure that canceled the rest (%v)", err, unauthorized)
 	}
 }
 
