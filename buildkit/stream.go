@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// streamChunk is the size of the tar's writes to the client while layers
+// StreamChunk is the size of the tar's writes to the client while layers
 // are still being compressed: each write is one gRPC message on the
 // session, encoded into a pooled buffer of gRPC's next size up (256 B,
 // 4, 16 and 32 KiB, then 1 MiB), which gRPC clears before use. Under
@@ -32,7 +32,7 @@ import (
 // messages, no cheaper within the noise, kept several 1 MiB buffers live
 // beside the compressors. The stream's frames are 16 KiB either way; the
 // blob is read 1 MiB at a time.
-const streamChunk = 32<<10 - 64
+const StreamChunk = 32<<10 - 64
 
 // emptyTarSize is the size of an empty layer tar (two zero blocks): such a
 // layer is dropped from the image, so it is not streamed early.
@@ -117,7 +117,7 @@ func (i *instance) openTarStream(ctx context.Context, p *plan, src *bkexporter.S
 // directories; layer blobs follow as they are added. Entries carry mtime.
 func newTarStream(ctx context.Context, cs content.Provider, w io.Writer, mtime time.Time) (*tarStream, error) {
 	tw := archive.NewTarWriter(w, mtime)
-	tw.SetChunk(streamChunk)
+	tw.SetChunk(StreamChunk)
 	s := &tarStream{
 		cs: cs, tw: tw,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
