@@ -48,16 +48,17 @@ func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload, re
 		return nil, err
 	}
 	defer unmount()
-	if rep.diskRate, err = diskRate(roots); err != nil {
+	if rep.diskRate, rep.diskCPU, err = diskRate(roots); err != nil {
 		return nil, err
 	}
-	logf("roots' file system writes %.0f MB/s (1 MiB writes and fsync)", rep.diskRate/1e6)
+	logf("roots' file system writes %.0f MB/s (1 MiB writes and fsync), %.3f CPU-s per GB written", rep.diskRate/1e6, rep.diskCPU*1e9)
 	var ds []*daemon
 	for _, kind := range []string{stock, lade} {
 		d, err := newDaemon(kind, bin, filepath.Join(roots, kind))
 		if err != nil {
 			return nil, err
 		}
+		d.logDir = cfg.logDir
 		defer d.remove()
 		ds = append(ds, d)
 	}
@@ -95,6 +96,9 @@ func runDaemonCases(ctx context.Context, cfg config, bin string, w *workload, re
 			for _, d := range ds {
 				if cfg.traceDir != "" {
 					d.traceTo, d.traceSeconds = filepath.Join(cfg.traceDir, fmt.Sprintf("%s-%d-%s.trace", name, round, d.kind)), cfg.traceSecs
+				}
+				if cfg.profileDir != "" {
+					d.profileTo, d.profileSeconds = filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%d-%s.pprof", name, round, d.kind)), cfg.profileSecs
 				}
 				t, err := runCase(ctx, d, reg, w, name, spec, round, out, logs, cfg.keepContext, cfg.stages)
 				if err != nil {

@@ -50,10 +50,18 @@ type daemon struct {
 	// export (traceSeconds long, from the exporter's start).
 	traceTo      string
 	traceSeconds int
-	cmd          *exec.Cmd
-	exited       chan struct{}
-	log          *bytes.Buffer
-	logMu        *sync.Mutex
+	// profileTo, when set, receives a CPU profile of the next measured
+	// build (profileSeconds long, from the build's start).
+	profileTo      string
+	profileSeconds int
+	// logDir, when set, receives the daemon's output in DIR/KIND.log
+	// (appended at each start) instead of a buffer.
+	logDir string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *bytes.Buffer
+	logMu  *sync.Mutex
 }
 
 // newDaemon prepares a daemon of kind with its state under root.
@@ -89,6 +97,15 @@ func (d *daemon) start(ctx context.Context) error {
 	d.cmd = exec.Command(d.bin, "--config", filepath.Join(d.sockDir, "buildkitd.toml"),
 		"--root", d.root, "--addr", d.addr, "--debugaddr", d.debugAddr)
 	d.cmd.Stdout, d.cmd.Stderr = lockedWriter{d.log, d.logMu}, lockedWriter{d.log, d.logMu}
+	if d.logDir != "" {
+		f, err := os.OpenFile(filepath.Join(d.logDir, d.kind+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("--daemon-logs: %w", err)
+		}
+		defer f.Close() // the child holds its own descriptor
+		fmt.Fprintf(f, "=== %s started %s\n", d.kind, time.Now().UTC().Format(time.RFC3339Nano))
+		d.cmd.Stdout, d.cmd.Stderr = f, f
+	}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		return err
@@ -213,9 +230,19 @@ func (d *daemon) build(ctx context.Context, contextDir, logFile string, stages b
 	sampler := startCPUSampler(pid)
 	watched := make(chan progressWatch, 1)
 	go func() { watched <- d.watchProgress(ctx, pr, stages) }()
+	var profiled chan error
+	if d.profileTo != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchDebug(ctx, d.debugAddr, "profile", d.profileTo, d.profileSeconds) }()
+	}
 	start := time.Now()
 	err := cmd.Run()
 	t := buildTimes{Wall: time.Since(start)}
+	if profiled != nil {
+		if perr := <-profiled; perr != nil && err == nil {
+			err = perr
+		}
+	}
 	busy1, own1 := systemBusy(), procCPU(pid)
 	pw.Close()
 	wr := <-watched
@@ -381,7 +408,11 @@ func (t *buildTimes) parse(out []byte) error {
 	return nil
 }
 
+// logTail returns the end of the daemon's output, or where it is.
 func (d *daemon) logTail() string {
+	if d.logDir != "" {
+		return "(the daemon's output is in " + filepath.Join(d.logDir, d.kind+".log") + ")"
+	}
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
 	return tail(d.log.String(), 30)

@@ -42,6 +42,9 @@ type config struct {
 	stages      bool
 	traceDir    string
 	traceSecs   int
+	profileDir  string
+	profileSecs int
+	logDir      string
 }
 
 // allCases are the daemon cases in the order they run.
@@ -60,6 +63,9 @@ func main() {
 	flag.BoolVar(&cfg.stages, "stages", true, "split each export's daemon CPU into tar, hash, compress, write and other with back-to-back 1 s CPU profiles from the daemon's --debugaddr")
 	flag.StringVar(&cfg.traceDir, "trace", "", "write a Go execution trace of each daemon's measured exports to DIR/CASE-ROUND-DAEMON.trace (from the exporter's start, --trace-seconds long); read them with go tool trace")
 	flag.IntVar(&cfg.traceSecs, "trace-seconds", 5, "length of each --trace execution trace")
+	flag.StringVar(&cfg.profileDir, "build-profile", "", "write a CPU profile of each daemon's measured builds, from the build's start (--build-profile-seconds long), to DIR/CASE-ROUND-DAEMON.pprof: where the whole build's daemon CPU goes (needs --stages=false: a Go process takes one CPU profile at a time)")
+	flag.StringVar(&cfg.logDir, "daemon-logs", "", "append each daemon's output to DIR/DAEMON.log (run the bench with GODEBUG=gctrace=1 to get the daemons' GC traces there)")
+	flag.IntVar(&cfg.profileSecs, "build-profile-seconds", 15, "length of each --build-profile CPU profile")
 	flag.IntVar(&cfg.floorReps, "floor-reps", 3, "repetitions of each floor stage (the fastest counts)")
 	flag.BoolVar(&cfg.ladeCLI, "lade-cli", true, "measure lade export: RSS growth with layer size, warm re-export")
 	flag.IntVar(&cfg.bigMiB, "big-mib", 4096, "size of the large layer of the lade export RSS test (the small one is 64 MiB)")
@@ -76,10 +82,16 @@ func main() {
 		}
 		cfg.cases = append(cfg.cases, c)
 	}
-	if cfg.traceDir != "" {
-		if err := os.MkdirAll(cfg.traceDir, 0o755); err != nil {
-			fatalf("--trace: %v", err)
+	for flagName, dir := range map[string]string{"--trace": cfg.traceDir, "--build-profile": cfg.profileDir, "--daemon-logs": cfg.logDir} {
+		if dir == "" {
+			continue
 		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fatalf("%s: %v", flagName, err)
+		}
+	}
+	if cfg.profileDir != "" && cfg.stages {
+		fatalf("--build-profile needs --stages=false: the stage profiles and the build's profile cannot run at once in the daemon")
 	}
 	if cfg.scale <= 0 || cfg.rounds < 1 {
 		fatalf("--scale must be > 0 and --rounds >= 1")

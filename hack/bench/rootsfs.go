@@ -97,11 +97,14 @@ const diskProbeBytes = 512 << 20
 // way a content store writes a blob: 1 MiB writes to a new file, then
 // fsync (containerd syncs every blob it commits). Every exporter must get
 // its blobs to the disk, so blob bytes over this rate are a floor of the
-// export's wall time beside its CPU floor.
-func diskRate(dir string) (bytesPerSec float64, err error) {
+// export's wall time beside its CPU floor. It also returns the CPU time
+// the writing process spent per byte (the copies into the page cache and
+// the file system's work in the write and fsync calls): the floor's write
+// stage, which every exporter pays for its blob bytes.
+func diskRate(dir string) (bytesPerSec, cpuPerByte float64, err error) {
 	f, err := os.CreateTemp(dir, "disk-probe-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
@@ -110,14 +113,14 @@ func diskRate(dir string) (bytesPerSec float64, err error) {
 		buf[i] = byte(i*7 + i>>9)
 	}
 	unix.Sync()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for n := 0; n < diskProbeBytes; n += len(buf) {
 		if _, err := f.Write(buf); err != nil {
-			return 0, fmt.Errorf("disk probe: %w", err)
+			return 0, 0, fmt.Errorf("disk probe: %w", err)
 		}
 	}
 	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("disk probe: %w", err)
+		return 0, 0, fmt.Errorf("disk probe: %w", err)
 	}
-	return diskProbeBytes / time.Since(start).Seconds(), nil
+	return diskProbeBytes / time.Since(start).Seconds(), (cpuTime() - cpu).Seconds() / diskProbeBytes, nil
 }
