@@ -117,7 +117,7 @@ func measureFloors(w *workload, reps int) (*floors, error) {
 		return nil, fmt.Errorf("stream floor: %w", err)
 	}
 	defer st.close()
-	tn, err := newTunnel(filepath.Dir(w.Dir))
+	tn, err := newTunnel(context.Background(), filepath.Dir(w.Dir))
 	if err != nil {
 		return nil, fmt.Errorf("stream floor: %w", err)
 	}

@@ -31,7 +31,8 @@ const streamFloorChunk = 1 << 20
 // over a unix socket, so the process's CPU time is the sender's plus the
 // receiver's. It leaves out what a real session adds: the session's gRPC
 // connection is itself tunnelled through a gRPC stream (BuildKit's
-// grpchijack), which a cheaper protocol would not need.
+// grpchijack), which a cheaper protocol would not need. The oci case's
+// floor is the tunnel's (tunnelfloor.go); this one is printed beside it.
 type streamer struct {
 	dir  string
 	srv  *grpc.Server

@@ -66,8 +66,9 @@ func (s sessionServer) Session(stream controlapi.Control_SessionServer) error {
 
 // newTunnel starts the daemon end on a unix socket in a new directory
 // under parent (the file is written there too) and runs a client session
-// against it.
-func newTunnel(parent string) (t *tunnel, err error) {
+// against it. Its goroutines carry ctx's pprof labels besides their side.
+// opts are added to the daemon's gRPC server options (for A/B tests).
+func newTunnel(ctx context.Context, parent string, opts ...grpc.ServerOption) (t *tunnel, err error) {
 	dir, err := os.MkdirTemp(parent, "tunnel-floor-")
 	if err != nil {
 		return nil, err
@@ -86,14 +87,14 @@ func newTunnel(parent string) (t *tunnel, err error) {
 	if t.sm, err = session.NewManager(); err != nil {
 		return t, err
 	}
-	t.srv = grpc.NewServer(
+	t.srv = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainStreamInterceptor(buildkit.SplitSessionMessages, grpcerrors.StreamServerInterceptor),
-	)
+	}, opts...)...)
 	controlapi.RegisterControlServer(t.srv, sessionServer{sm: t.sm})
-	pprof.Do(context.Background(), pprof.Labels("side", "daemon"), func(context.Context) {
+	pprof.Do(ctx, pprof.Labels("side", "daemon"), func(context.Context) {
 		go func() { _ = t.srv.Serve(l) }()
 	})
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(ctx)
 	t.stop = stop
 	pprof.Do(ctx, pprof.Labels("side", "client"), func(ctx context.Context) {
 		if t.client, err = bkclient.New(ctx, "unix://"+sock); err != nil {
@@ -134,10 +135,27 @@ func (t *tunnel) close() {
 	_ = os.RemoveAll(t.dir)
 }
 
-// send delivers data to the file (replacing what it held) and returns the
-// CPU time it took, from opening the file's stream until the client closed
-// the file.
-func (t *tunnel) send(ctx context.Context, data []byte) (cpu time.Duration, err error) {
+// send delivers data to the file (replacing what it held), written
+// buildkit.StreamChunk at a time as lade's OCI tar stream writes, and
+// returns the CPU time it took, from opening the file's stream until the
+// client closed the file.
+func (t *tunnel) send(ctx context.Context, data []byte) (time.Duration, error) {
+	return t.write(ctx, func(w io.Writer) error {
+		for len(data) > 0 {
+			n := min(len(data), buildkit.StreamChunk)
+			if _, err := w.Write(data[:n]); err != nil {
+				return err
+			}
+			data = data[n:]
+		}
+		return nil
+	})
+}
+
+// write opens the session's file 0 with filesync's CopyFileWriter, as the
+// daemon's exporter does, lets fn write it, closes it and returns the CPU
+// time it took until the client closed the file.
+func (t *tunnel) write(ctx context.Context, fn func(io.Writer) error) (cpu time.Duration, err error) {
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	caller, err := t.sm.Get(gctx, t.sess.ID(), false)
@@ -146,27 +164,22 @@ func (t *tunnel) send(ctx context.Context, data []byte) (cpu time.Duration, err 
 	}
 	pprof.Do(ctx, pprof.Labels("side", "daemon"), func(ctx context.Context) {
 		start := cpuTime()
-		if err = sessionCopy(ctx, caller, data); err == nil {
+		if err = sessionCopy(ctx, caller, fn); err == nil {
 			cpu = cpuTime() - start
 		}
 	})
 	return cpu, err
 }
 
-// sessionCopy sends data to the session's file 0 as lade's OCI tar stream
-// does: filesync's CopyFileWriter, written buildkit.StreamChunk at a time.
-func sessionCopy(ctx context.Context, caller session.Caller, data []byte) error {
+// sessionCopy writes the session's file 0 with fn.
+func sessionCopy(ctx context.Context, caller session.Caller, fn func(io.Writer) error) error {
 	w, err := filesync.CopyFileWriter(ctx, nil, 0, caller)
 	if err != nil {
 		return fmt.Errorf("tunnel floor: open file: %w", err)
 	}
-	for len(data) > 0 {
-		n := min(len(data), buildkit.StreamChunk)
-		if _, err := w.Write(data[:n]); err != nil {
-			_ = w.Close()
-			return fmt.Errorf("tunnel floor: send: %w", err)
-		}
-		data = data[n:]
+	if err := fn(w); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("tunnel floor: send: %w", err)
 	}
 	// Close returns once the client has written and closed the file.
 	if err := w.Close(); err != nil {

@@ -13,7 +13,7 @@ import (
 // through the tunnelled session: the file holds exactly the last data
 // sent, and the CPU was measured.
 func TestTunnel(t *testing.T) {
-	tn, err := newTunnel(t.TempDir())
+	tn, err := newTunnel(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func BenchmarkStreamFloor(b *testing.B) {
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
-	tn, err := newTunnel(b.TempDir())
+	tn, err := newTunnel(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
