@@ -17,8 +17,21 @@ func TestStreamer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.close()
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{3*streamFloorChunk + 12345, 777} {
+	checkSends(t, s, s.file, 1, 3*streamFloorChunk+12345, 777)
+}
+
+// fileSender is a stream floor: it sends data to a file and returns the
+// CPU time it took.
+type fileSender interface {
+	send(ctx context.Context, data []byte) (time.Duration, error)
+}
+
+// checkSends sends random data of each size through s in turn: after each,
+// the file at path holds exactly the data sent, and the CPU was measured.
+func checkSends(t *testing.T, s fileSender, path string, seed uint64, sizes ...int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	for _, n := range sizes {
 		data := make([]byte, n)
 		for i := range data {
 			data[i] = byte(r.Uint32())
@@ -30,7 +43,7 @@ func TestStreamer(t *testing.T) {
 		if cpu <= 0 {
 			t.Errorf("%d bytes: CPU %v, want > 0", n, cpu)
 		}
-		got, err := os.ReadFile(s.file)
+		got, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 )
@@ -18,27 +16,7 @@ func TestTunnel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tn.close()
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{5<<20 + 12345, 777} {
-		data := make([]byte, n)
-		for i := range data {
-			data[i] = byte(r.Uint32())
-		}
-		cpu, err := tn.send(context.Background(), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cpu <= 0 {
-			t.Errorf("%d bytes: CPU %v, want > 0", n, cpu)
-		}
-		got, err := os.ReadFile(tn.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, data) {
-			t.Fatalf("file holds %d bytes, want the %d sent", len(got), n)
-		}
-	}
+	checkSends(t, tn, tn.file, 3, 5<<20+12345, 777)
 }
 
 // BenchmarkStreamFloor sends 64 MiB per op through the tunnelled session
