@@ -14,10 +14,12 @@ import (
 	"time"
 )
 
-// ladeRun is how a test starts lade-buildkitd itself: its command-line
-// arguments (after the binary; --root and a unix --addr are added), extra
-// environment, and the buildctl global flags that reach it when ready.
+// ladeRun is how a test starts lade-buildkitd (or stock buildkitd, to
+// compare) itself: its command-line arguments (after the binary; --root and
+// a unix --addr are added), extra environment, and the buildctl global
+// flags that reach it when ready.
 type ladeRun struct {
+	kind     string // the daemon: lade when empty, or stock
 	args     []string
 	env      []string
 	addr     string   // readiness address; the unix socket when empty
@@ -36,9 +38,12 @@ func startLadeWith(t *testing.T, r ladeRun) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{kind: lade, addr: "unix://" + filepath.Join(dir, "sock"), dir: dir, log: &syncBuffer{}}
+	if r.kind == "" {
+		r.kind = lade
+	}
+	d := &daemon{kind: r.kind, addr: "unix://" + filepath.Join(dir, "sock"), dir: dir, log: &syncBuffer{}}
 	args := append([]string{"--root", filepath.Join(dir, "root"), "--addr", d.addr}, r.args...)
-	d.cmd = exec.Command(filepath.Join(binDir(t), lade), args...)
+	d.cmd = exec.Command(filepath.Join(binDir(t), r.kind), args...)
 	d.cmd.Env = append(os.Environ(), r.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -57,7 +62,7 @@ func startLadeWith(t *testing.T, r ladeRun) *daemon {
 			return d
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lade-buildkitd %v did not answer on %s: %v\n%s\n%s", r.args, addr, err, out, d.log.String())
+			t.Fatalf("%s %v did not answer on %s: %v\n%s\n%s", r.kind, r.args, addr, err, out, d.log.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

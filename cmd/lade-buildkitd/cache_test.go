@@ -6,7 +6,6 @@ import (
 	"go/parser"
 	"go/token"
 	"maps"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,11 +22,7 @@ import (
 // cache exporter and importer resolvers.
 func stockCacheBackends(t *testing.T) (exporters, importers []string) {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/moby/buildkit").Output()
-	if err != nil {
-		t.Fatalf("go list -m github.com/moby/buildkit: %v", err)
-	}
-	main := filepath.Join(strings.TrimSpace(string(out)), "cmd", "buildkitd", "main.go")
+	main := filepath.Join(stockBuildkitdDir(t), "main.go")
 	f, err := parser.ParseFile(token.NewFileSet(), main, nil, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	eg.Go(func() error {
 		<-ectx.Done()
-		bklog.L.Info("stopping server")
+		bklog.G(ctx).Info("stopping server") // with TRACEPARENT's trace, as buildkitd
 		notify(sddaemon.SdNotifyStopping)
 		d.server.GracefulStop()
 		return nil

@@ -13,13 +13,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"syscall"
 
 	"github.com/lade-build/lade/internal/writeback"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/util/apicaps"
+	"github.com/moby/buildkit/util/appcontext"
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/profiler"
 	"github.com/moby/buildkit/util/stack"
@@ -44,10 +44,10 @@ func init() {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().Run(ctx, os.Args)
-	stop()
-	if err != nil {
+	// As buildkitd: the root context ends on SIGINT or SIGTERM (a third
+	// one exits at once) and carries what BuildKit's appcontext
+	// initializers add, TRACEPARENT's trace among them (tracing_env.go).
+	if err := newApp().Run(appcontext.Context(), os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "lade-buildkitd: %v\n", err)
 		os.Exit(1)
 	}

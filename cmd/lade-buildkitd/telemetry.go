@@ -35,17 +35,27 @@ type telemetry struct {
 // newTelemetry sets up the tracer provider, the exporters and the trace
 // socket at socketPath ([otel] socketPath, --otel-socket-path).
 func newTelemetry(ctx context.Context, socketPath string) (*telemetry, error) {
-	exp, err := detect.NewSpanExporter(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("OTEL exporter: %w", err)
+	// The tracer provider and the collector (the controller's and the
+	// trace socket's) each get an exporter of their own, as in buildkitd:
+	// the controller shuts the collector down when it closes, before the
+	// provider is flushed, and a shared exporter would drop the daemon's
+	// last spans.
+	var exps [2]sdktrace.SpanExporter
+	for i := range exps {
+		exp, err := detect.NewSpanExporter(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("OTEL exporter: %w", err)
+		}
+		exps[i] = exp
 	}
 	t := &telemetry{collector: tracing.MultiSpanExporter{detect.Recorder}}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(detect.Resource()), sdktrace.WithSyncer(detect.Recorder)}
-	if !detect.IsNoneSpanExporter(exp) {
-		t.collector = append(t.collector, exp)
-		opts = append(opts, sdktrace.WithBatcher(exp))
+	if !detect.IsNoneSpanExporter(exps[0]) {
+		opts = append(opts, sdktrace.WithBatcher(exps[0]))
+		t.collector = append(t.collector, exps[1])
 	}
 	t.provider = sdktrace.NewTracerProvider(opts...)
+	var err error
 	if t.meter, err = newMeterProvider(ctx); err != nil {
 		return nil, err
 	}
