@@ -12,8 +12,12 @@ import (
 	bkcache "github.com/moby/buildkit/cache"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver"
+	bkcompression "github.com/moby/buildkit/util/compression"
 	"github.com/moby/buildkit/util/contentutil"
+	"github.com/moby/buildkit/util/tracing"
 	digest "github.com/opencontainers/go-digest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -22,7 +26,9 @@ import (
 // rewrite-timestamp, by lade's own pipeline: see exportEpochLayers), and records
 // each platform's remote (descriptors bottom first, and a provider that
 // can fetch lazy base layers).
-func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) error {
+func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) (err error) {
+	span, ctx := startLayersSpan(ctx, i.s.refCfg.Compression)
+	defer func() { tracing.FinishWithError(span, err) }()
 	var plain, clamped []*platformPlan
 	for _, pp := range plan.platforms {
 		if i.rewriting(pp) {
@@ -54,6 +60,20 @@ func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) err
 		})
 	}
 	return done(eg.Wait())
+}
+
+// startLayersSpan opens the trace span buildkitd's image writer opens
+// around the computation of the layers' blobs, named and attributed as
+// there, so that a trace of an export reads the same on either daemon.
+func startLayersSpan(ctx context.Context, comp bkcompression.Config) (trace.Span, context.Context) {
+	attr := []attribute.KeyValue{
+		attribute.String("exportLayers.compressionType", comp.Type.String()),
+		attribute.Bool("exportLayers.forceCompression", comp.Force),
+	}
+	if comp.Level != nil {
+		attr = append(attr, attribute.Int("exportLayers.compressionLevel", *comp.Level))
+	}
+	return tracing.StartSpan(ctx, "export layers", trace.WithAttributes(attr...))
 }
 
 // layerMeta is what history synthesis needs of one BuildKit ref.

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	collectorv1 "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -57,6 +59,10 @@ func TestTracingOTLPHTTP(t *testing.T) {
 			// delegated exporter), so the daemon's own are told by name.
 			if !slices.Contains(services, kind) {
 				t.Errorf("no span of service %q among those of %q: the daemon's own spans were lost", kind, services)
+			}
+			// lade's exporter opens the span buildkitd's image writer does.
+			if !col.hasSpan(kind, "export layers") {
+				t.Errorf("no %q span of service %q", "export layers", kind)
 			}
 			stopping := logLine(d.log.String(), "stopping server")
 			if !strings.Contains(stopping, "traceID="+traceID) {
@@ -239,6 +245,27 @@ func (c *otlpCollector) spans(traceID string) (all, inTrace int, services []stri
 		}
 	}
 	return all, inTrace, services
+}
+
+// hasSpan reports whether a span named name arrived from service.
+func (c *otlpCollector) hasSpan(service, name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, req := range c.reqs {
+		for _, rs := range req.GetResourceSpans() {
+			if !slices.ContainsFunc(rs.GetResource().GetAttributes(), func(kv *commonv1.KeyValue) bool {
+				return kv.GetKey() == "service.name" && kv.GetValue().GetStringValue() == service
+			}) {
+				continue
+			}
+			for _, ss := range rs.GetScopeSpans() {
+				if slices.ContainsFunc(ss.GetSpans(), func(s *tracev1.Span) bool { return s.GetName() == name }) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // randomHex returns n random bytes in hex.
