@@ -27,6 +27,7 @@ type caseSpec struct {
 	platforms   int
 	warm        bool
 	oci         bool
+	dockerfile  string // the context's Dockerfile.NAME to build instead of Dockerfile
 }
 
 var caseSpecs = map[string]caseSpec{
@@ -37,6 +38,7 @@ var caseSpecs = map[string]caseSpec{
 	"multi":        {compression: "gzip", platforms: 2},
 	"oci":          {compression: "gzip", platforms: 1, oci: true},
 	"warm":         {compression: "gzip", platforms: 1, warm: true},
+	"run":          {compression: "gzip", platforms: 1, dockerfile: "Dockerfile.run"},
 }
 
 // runDaemonCases runs every case for cfg.rounds rounds, stock then lade in
@@ -197,6 +199,9 @@ func caseArgs(d *daemon, reg *registry, name string, spec caseSpec, round int, o
 	var args []string
 	if spec.platforms > 1 {
 		args = append(args, "--opt", "filename=Dockerfile.multi", "--opt", "platform=linux/amd64,linux/arm64")
+	}
+	if spec.dockerfile != "" {
+		args = append(args, "--opt", "filename="+spec.dockerfile)
 	}
 	comp := ",compression=" + spec.compression
 	if spec.level != 0 {

@@ -187,7 +187,7 @@ func (r *report) printFloors(w io.Writer) {
 		// context does not depend on the platform), so each blob is
 		// computed once and the floor is the single platform's.
 		fl := f.ForCase(c.name, c.compression, c.level)
-		if fl == 0 || c.name == "warm" {
+		if fl == 0 || c.name == "warm" || caseSpecs[c.name].dockerfile != "" { // the floors are of the COPY workload
 			continue
 		}
 		l := spreadOf(c.values(lade, mLayers))

@@ -64,6 +64,32 @@ COPY random /data/random
 COPY small /data/small
 `
 
+// runDockerfile is the RUN workload (the "run" case): its layers are made
+// by RUN steps inside the build, from busybox alone, so the build has no
+// large context to send or hash and the export is the largest part of its
+// memory, as in builds whose layers come from RUN steps: random bytes,
+// text, and small files (%d MiB, %d numbers, %d files at the scale).
+const runDockerfile = `FROM scratch
+COPY base/ /
+SHELL ["/bin/busybox", "sh", "-c"]
+RUN mkdir -p /data && dd if=/dev/urandom of=/data/random bs=1048576 count=%d 2>/dev/null
+RUN mkdir -p /data/text && seq 1 %d > /data/text/numbers && sed 's/^/line /' /data/text/numbers > /data/text/lines
+RUN mkdir -p /data/small && cd /data/small && i=0 && while [ $i -lt %d ]; do echo "small file $i" > f$i; i=$((i+1)); done
+RUN true
+`
+
+// writeDockerfiles writes the Dockerfiles of the cases into the context
+// dir at scale.
+func writeDockerfiles(dir string, scale float64) error {
+	run := fmt.Sprintf(runDockerfile, max(1, int(scale*randomBytes)>>20), max(1, int(scale*10_000_000)), max(1, int(scale*smallFiles)))
+	for name, data := range map[string]string{"Dockerfile": mainDockerfile, "Dockerfile.multi": multiDockerfile, "Dockerfile.run": run} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // workloadVersion changes when the generated context does.
 const workloadVersion = 2
 
@@ -82,6 +108,9 @@ func prepareWorkload(dir string, scale float64) (*workload, error) {
 		var w workload
 		if json.Unmarshal(b, &w) == nil && w.Scale == scale && w.Dir == dir && w.Version == workloadVersion {
 			logf("reusing the build context %s (scale %g, %d MB)", dir, scale, w.Bytes()/1e6)
+			if err := writeDockerfiles(dir, scale); err != nil {
+				return nil, err
+			}
 			return &w, warmPageCache(dir)
 		}
 	}
@@ -101,10 +130,8 @@ func prepareWorkload(dir string, scale float64) (*workload, error) {
 		}
 		w.Parts = append(w.Parts, p)
 	}
-	for name, data := range map[string]string{"Dockerfile": mainDockerfile, "Dockerfile.multi": multiDockerfile} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			return nil, err
-		}
+	if err := writeDockerfiles(dir, scale); err != nil {
+		return nil, err
 	}
 	b, err := json.MarshalIndent(w, "", "  ")
 	if err != nil {
