@@ -180,13 +180,54 @@ func (z *nativeGzipWriter) submit(final bool) {
 
 // run compresses j and signals it done.
 func (f *nativeGzip) run(j *gzipJob) {
+	encoding.acquire()
 	e, err := f.encs.get()
 	if err == nil {
 		j.out, err = e.block(j.outBuf[:0], j.dict, j.in, j.final)
 		f.encs.put(e)
 	}
+	encoding.release()
 	j.err = err
 	j.done <- struct{}{}
+}
+
+// encoding bounds the blocks being encoded at once, process-wide, to
+// GOMAXPROCS (read at each block: Go may change it at run time). A block
+// encoded beyond the cores gains no CPU, since the C call runs on a thread
+// of its own and only shares the cores, but holds a native encoder (about
+// 1 MB of C memory at libdeflate's level 5) while it does: with more layers
+// than cores, each encoding its blocks on its own goroutine, every layer
+// used to hold one.
+var encoding = newEncodeSlots()
+
+// encodeSlots is a counting semaphore whose size is GOMAXPROCS.
+type encodeSlots struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	n, max int // max: the most held at once, for tests
+}
+
+func newEncodeSlots() *encodeSlots {
+	s := &encodeSlots{}
+	s.cond.L = &s.mu
+	return s
+}
+
+func (s *encodeSlots) acquire() {
+	s.mu.Lock()
+	for s.n >= runtime.GOMAXPROCS(0) {
+		s.cond.Wait()
+	}
+	s.n++
+	s.max = max(s.max, s.n)
+	s.mu.Unlock()
+}
+
+func (s *encodeSlots) release() {
+	s.mu.Lock()
+	s.n--
+	s.mu.Unlock()
+	s.cond.Signal()
 }
 
 // writeOldest waits for the oldest block in flight and writes it.

@@ -4,6 +4,8 @@ package blobs
 
 import (
 	"bytes"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/lade-build/lade/blobs/internal/isal"
@@ -52,6 +54,38 @@ func TestGzipJobsTrimmed(t *testing.T) {
 		}
 		if got := gzipWith(t, data, level, 1<<20, nil); !bytes.Equal(got, want) {
 			t.Errorf("level %d: the bytes changed with new buffers", level)
+		}
+	}
+}
+
+// TestEncodingBoundedByCores: streams compressing at once, more than the
+// cores and each encoding its blocks on its own goroutine, never encode
+// more blocks at a time than GOMAXPROCS (so never hold more native
+// encoders), and write the bytes one stream alone writes.
+func TestEncodingBoundedByCores(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	data := mixedData(6<<20+5, 12)
+	for _, level := range []int{1, 6} {
+		want := gzipWith(t, data, level, 1<<16, nil)
+		encoding.mu.Lock()
+		encoding.max = 0
+		encoding.mu.Unlock()
+		var wg sync.WaitGroup
+		got := make([][]byte, 5)
+		for i := range got {
+			wg.Go(func() { got[i] = gzipWith(t, data, level, 1<<16, nil) })
+		}
+		wg.Wait()
+		encoding.mu.Lock()
+		most := encoding.max
+		encoding.mu.Unlock()
+		if most > 2 || most < 1 {
+			t.Errorf("level %d: %d blocks encoded at once by 5 streams on 2 cores, want 1 or 2", level, most)
+		}
+		for i, g := range got {
+			if !bytes.Equal(g, want) {
+				t.Errorf("level %d: stream %d's bytes differ from one stream's alone", level, i)
+			}
 		}
 	}
 }
