@@ -183,7 +183,7 @@ func (f *nativeGzip) run(j *gzipJob) {
 	encoding.acquire()
 	e, err := f.encs.get()
 	if err == nil {
-		j.out, err = e.block(j.outBuf[:0], j.dict, j.in, j.final)
+		j.out, err = e.block(j.borrowOut(), j.dict, j.in, j.final)
 		f.encs.put(e)
 	}
 	encoding.release()

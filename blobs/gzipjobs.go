@@ -12,27 +12,41 @@ import (
 // libdeflate's gzip bound is about 1 KiB over the input).
 const gzipOutCap = gzipBlock + gzipBlock>>4 + 1024
 
-// gzipJob is one native gzip block in flight. Its input and output
-// buffers are mapped outside the Go heap (offheap): a layer keeps one to
-// three blocks of about 2 MiB in flight, which on the heap would also
+// gzipJob is one native gzip block in flight. Its input buffer, and the
+// output buffer it borrows while its block is encoded and until it is
+// written, are mapped outside the Go heap (offheap): a layer keeps one to
+// three blocks of about 1 MiB in flight, which on the heap would also
 // raise the garbage collector's heap goal by as much while layers
 // compress.
 type gzipJob struct {
 	in, dict, out []byte
-	outBuf        []byte // the block's own output buffer; out may be longer
+	ob            *outBuf // borrowed from run until release; out may be longer than its buffer
 	final         bool
 	err           error
 	done          chan struct{}
-	cleanup       runtime.Cleanup // unmaps the buffers of a job dropped without release
+	cleanup       runtime.Cleanup // unmaps the input of a job dropped without release
 }
 
-// gzipJobs keeps the jobs of finished blocks for the next ones while
-// layers are being compressed: at most maxIdleGzipJobs of them, and none
-// once no layer is (trimIdleGzipJobs), so the daemon does not keep their
-// memory between exports.
+// outBuf is a block's mapped output buffer. A block borrows one only
+// while it is encoded and waits to be written, so the buffers in use
+// number the blocks being encoded (at most GOMAXPROCS, see encoding) and
+// those done and not yet written, not one per layer.
+type outBuf struct {
+	b       []byte
+	cleanup runtime.Cleanup // unmaps the buffer of a job dropped while borrowing it
+}
+
+// gzipJobs keeps the jobs and output buffers of finished blocks for the
+// next ones while layers are being compressed: at most maxIdleGzipJobs of
+// each, and none once no layer is (trimIdleGzipJobs), so the daemon does
+// not keep their memory between exports.
 var gzipJobs struct {
 	mu   sync.Mutex
 	idle []*gzipJob
+	outs []*outBuf
+	// mapped counts the output buffers mapped and not yet unmapped by
+	// free (a buffer left to its cleanup stays counted): for tests.
+	mapped int
 }
 
 // maxIdleGzipJobs bounds the idle jobs: enough for every core's block
@@ -49,46 +63,79 @@ func newGzipJob() *gzipJob {
 		return j
 	}
 	gzipJobs.mu.Unlock()
-	in, out := offheap.Alloc(gzipBlock), offheap.Alloc(gzipOutCap)
-	j := &gzipJob{in: in[:0], out: out[:0], outBuf: out[:0], done: make(chan struct{}, 1)}
+	in := offheap.Alloc(gzipBlock)
+	j := &gzipJob{in: in[:0], done: make(chan struct{}, 1)}
 	// A writer dropped without Close leaves its jobs to the collector:
 	// their maps go with them.
-	j.cleanup = runtime.AddCleanup(j, freeJobBuffers, [2][]byte{in, out})
+	j.cleanup = runtime.AddCleanup(j, offheap.Free, in)
 	return j
 }
 
-// releaseGzipJob keeps j for another block, or unmaps it when enough are
-// idle. Nothing may use j afterwards.
-func releaseGzipJob(j *gzipJob) {
-	j.in, j.dict, j.out, j.final, j.err = j.in[:0], j.dict[:0], j.outBuf[:0], false, nil
+// borrowOut gives j an output buffer, reused or newly mapped.
+func (j *gzipJob) borrowOut() []byte {
 	gzipJobs.mu.Lock()
-	if len(gzipJobs.idle) < maxIdleGzipJobs() {
-		gzipJobs.idle = append(gzipJobs.idle, j)
+	if n := len(gzipJobs.outs); n > 0 {
+		j.ob = gzipJobs.outs[n-1]
+		gzipJobs.outs = gzipJobs.outs[:n-1]
 		gzipJobs.mu.Unlock()
-		return
+		return j.ob.b[:0]
+	}
+	gzipJobs.mapped++
+	gzipJobs.mu.Unlock()
+	b := offheap.Alloc(gzipOutCap)
+	j.ob = &outBuf{b: b}
+	j.ob.cleanup = runtime.AddCleanup(j.ob, offheap.Free, b)
+	return b[:0]
+}
+
+// releaseGzipJob keeps j and its output buffer for other blocks, or
+// unmaps them when enough are idle. Nothing may use j afterwards.
+func releaseGzipJob(j *gzipJob) {
+	ob := j.ob
+	j.in, j.dict, j.out, j.ob, j.final, j.err = j.in[:0], j.dict[:0], nil, nil, false, nil
+	gzipJobs.mu.Lock()
+	keepJob := len(gzipJobs.idle) < maxIdleGzipJobs()
+	if keepJob {
+		gzipJobs.idle = append(gzipJobs.idle, j)
+	}
+	keepOut := ob != nil && len(gzipJobs.outs) < maxIdleGzipJobs()
+	if keepOut {
+		gzipJobs.outs = append(gzipJobs.outs, ob)
 	}
 	gzipJobs.mu.Unlock()
-	j.free()
+	if !keepJob {
+		j.free()
+	}
+	if ob != nil && !keepOut {
+		ob.free()
+	}
 }
 
-// free unmaps j's buffers now instead of when j is collected.
+// free unmaps j's input now instead of when j is collected.
 func (j *gzipJob) free() {
 	j.cleanup.Stop()
-	freeJobBuffers([2][]byte{j.in, j.outBuf})
+	offheap.Free(j.in[:cap(j.in)])
 }
 
-func freeJobBuffers(b [2][]byte) {
-	offheap.Free(b[0])
-	offheap.Free(b[1])
+// free unmaps the buffer now instead of when it is collected.
+func (ob *outBuf) free() {
+	ob.cleanup.Stop()
+	offheap.Free(ob.b)
+	gzipJobs.mu.Lock()
+	gzipJobs.mapped--
+	gzipJobs.mu.Unlock()
 }
 
-// trimIdleGzipJobs unmaps every idle job.
+// trimIdleGzipJobs unmaps every idle job and output buffer.
 func trimIdleGzipJobs() {
 	gzipJobs.mu.Lock()
-	idle := gzipJobs.idle
-	gzipJobs.idle = nil
+	idle, outs := gzipJobs.idle, gzipJobs.outs
+	gzipJobs.idle, gzipJobs.outs = nil, nil
 	gzipJobs.mu.Unlock()
 	for _, j := range idle {
 		j.free()
+	}
+	for _, ob := range outs {
+		ob.free()
 	}
 }

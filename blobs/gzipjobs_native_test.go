@@ -4,6 +4,7 @@ package blobs
 
 import (
 	"bytes"
+	"io"
 	"runtime"
 	"sync"
 	"testing"
@@ -39,10 +40,10 @@ func TestGzipJobsTrimmed(t *testing.T) {
 	for _, level := range []int{1, 6} {
 		want := gzipWith(t, data, level, 1<<16, nil)
 		gzipJobs.mu.Lock()
-		idle := len(gzipJobs.idle)
+		idle, outs, mapped := len(gzipJobs.idle), len(gzipJobs.outs), gzipJobs.mapped
 		gzipJobs.mu.Unlock()
-		if idle != 0 {
-			t.Errorf("level %d: %d block buffers kept after the last stream closed", level, idle)
+		if idle != 0 || outs != 0 || mapped != 0 {
+			t.Errorf("level %d: %d block buffers, %d output buffers kept (%d mapped) after the last stream closed", level, idle, outs, mapped)
 		}
 		lib, nl := gzipNative(level)
 		p := encoders(lib, nl)
@@ -86,6 +87,36 @@ func TestEncodingBoundedByCores(t *testing.T) {
 			if !bytes.Equal(g, want) {
 				t.Errorf("level %d: stream %d's bytes differ from one stream's alone", level, i)
 			}
+		}
+	}
+}
+
+// TestOutputBuffersBorrowed: a block being filled holds its input buffer
+// only; an output buffer is mapped when a block is encoded, and streams
+// that are filling their blocks hold none.
+func TestOutputBuffersBorrowed(t *testing.T) {
+	data := mixedData(gzipBlock/2, 13)
+	level := 6
+	var ws []io.WriteCloser
+	for range 3 {
+		zw, err := Compression{Type: Gzip, Level: &level}.NewWriter(io.Discard, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, zw)
+	}
+	gzipJobs.mu.Lock()
+	mapped := gzipJobs.mapped
+	gzipJobs.mu.Unlock()
+	if mapped != 0 {
+		t.Errorf("%d output buffers mapped by 3 streams filling their first block, want 0", mapped)
+	}
+	for _, zw := range ws {
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
