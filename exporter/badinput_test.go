@@ -32,6 +32,7 @@ func TestCommitBadInput(t *testing.T) {
 	}{
 		{"invalid platform", one("linux/amd 64", ""), exporter.Options{}, `invalid platform "linux/amd 64"`},
 		{"garbage config", one("", "{not json"), exporter.Options{}, "image config is not a JSON object"},
+		{"null config", one("", "null"), exporter.Options{}, "invalid null image config for export"}, // stock's words
 		{"surplus history", one("", `{"history":[{},{},{},{}]}`), exporter.Options{}, "4 non-empty entries but the image has 3 layers"},
 		{"unknown compression", one("", ""), exporter.Options{Compression: blobs.Compression{Type: "lzma"}}, `unknown compression "lzma"`},
 		{"bad level", one("", ""), exporter.Options{Compression: blobs.Compression{Type: blobs.Gzip, Level: &lvl}}, "level 42 out of range for gzip: use 0 to 9"},

@@ -69,7 +69,8 @@ func parseConfig(b []byte) (*imageConfig, error) {
 		return nil, fmt.Errorf("image config is not a JSON object: %w", err)
 	}
 	if c.raw == nil {
-		return nil, fmt.Errorf("image config is null: give a JSON object")
+		// stock's words (BuildKit's TestValidateNullConfig looks for them)
+		return nil, fmt.Errorf("invalid null image config for export: give a JSON object")
 	}
 	if v, ok := c.raw["history"]; ok {
 		if err := json.Unmarshal(v, &c.History); err != nil {
