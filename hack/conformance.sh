@@ -21,7 +21,7 @@ root=$(pwd)
 
 usage() {
 	cat <<'USAGE'
-Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|compat|both|all]
+Usage: hack/conformance.sh [--all | --suite | --run REGEX] [--daemon stock|lade|compat|both|all]
                            [--worker oci|containerd|both]
 
   (no flag)     the CI subset (ci_tests on the oci worker and
@@ -33,6 +33,13 @@ Usage: hack/conformance.sh [--all | --run REGEX] [--daemon stock|lade|compat|bot
                 client_export_metadata_test.go and client_cache_test.go; writes
                 the table to /work/notes/conformance-latest.txt and, when all
                 daemons and both workers ran, to docs/conformance.md.
+  --suite       the whole suite: every test TestIntegration and
+                TestClientGatewayIntegration run (allTests, validation and
+                diff-op cases, matrix tests such as secmode/netmode, the
+                gateway container tests), its table grouped by file; writes it
+                to /work/notes/conformance-suite-latest.txt and, with
+                --daemon both or all, to docs/conformance-suite.md. About 7
+                minutes per daemon on 2 cores; rerun tests with --run.
   --run REGEX   the tests of BuildKit's client suite (any file) whose name
                 matches the extended REGEX, e.g. one test:
                   hack/conformance.sh --run '^TestExportAnnotations$' --daemon lade
@@ -59,10 +66,11 @@ Runs take a lock: a second run waits for the first (they share the mirror port).
 USAGE
 }
 
-# The CI subset: every test that passes on stock and on lade-buildkitd
-# today on the oci worker (measured with --all on 2026-12-06: 52 of 63;
-# about two minutes per daemon on 2 cores). Other helpers are fixing the
-# tests lade fails; add a test here once --all shows it passing on both. A
+# The CI subset: tests that pass on stock and on lade-buildkitd on the oci
+# worker: every one of --all's files that does (52 of 63 on 2026-12-06),
+# then a few seconds each of the rest of the suite (--suite) that test
+# lade-buildkitd's own wiring. Add a test here once --all or --suite shows
+# it passing on both, keeping the subset to a few minutes per daemon. A
 # skipped test does not count as passing, so none is listed.
 ci_tests=(
 	# client_cache_test.go
@@ -120,6 +128,48 @@ ci_tests=(
 	TestSourceDateEpochLocalExporter
 	TestSourceDateEpochReset
 	TestSourceDateEpochTarExporter
+	# Added with the whole suite's first run (2026-12-07, --suite): tests of
+	# lade-buildkitd's own wiring, a few seconds each.
+	# gRPC control API, build history, disk usage (client_control_test.go,
+	# client_diskusage_test.go, the history=disabled matrix)
+	TestCallInfo
+	TestClientCustomGRPCOpts
+	TestListenBuildHistoryExcludesSoftDeletedRecords
+	TestBuildHistoryDisabled
+	TestCallDiskUsage
+	# entitlements and the executor (client_exec_test.go, the secmode matrix)
+	TestSecurityModeErrors
+	TestSecurityModeSysfs
+	TestShmSize
+	TestUlimit
+	# secrets, tmpfs and cache mounts (client_mount_test.go)
+	TestSecretEnv
+	TestSecretMounts
+	TestTmpfsMounts
+	TestCachedMounts
+	# network modes, hosts, proxy environment (client_network_test.go)
+	TestNetworkMode
+	TestHostnameLookup
+	TestHostnameSpecifying
+	TestExtraHosts
+	TestResolveAndHosts
+	TestProxyEnv
+	# CDI devices and their entitlement (client_cdi_test.go)
+	TestCDI
+	TestCDINotAllowed
+	TestCDIEntitlement
+	TestCDIWildcard
+	# the gateway API and its containers (TestClientGatewayIntegration)
+	TestClientGatewaySolve
+	TestClientGatewayContainerSecretEnv
+	TestClientGatewayContainerExtraHosts
+	TestClientGatewayContainerInvalidSecurityMode
+	TestClientGatewayContainerSecurityModeValidation
+	# sessions, warnings, validation of exporter input
+	TestSessionExporter
+	TestWarnings
+	TestValidateNullConfig
+	TestValidateInvalidConfig
 )
 
 # The CI subset's tests on BuildKit's containerd test worker: the ones that
@@ -141,6 +191,7 @@ main() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--all) mode=all ;;
+		--suite) mode=suite ;;
 		--run)
 			[ $# -ge 2 ] || { echo "conformance: --run needs a REGEX (see --help)" >&2; exit 2; }
 			mode=run regex=$2
@@ -196,22 +247,72 @@ main() {
 				/^\ttest[A-Za-z0-9_]*,$/ { gsub(/[\t,]/, ""); print f "\tTest" substr($0, 5) }'
 	}
 
-	all_tests >"$work/alltests.txt"
-	# pick FIELD WORD...: the lines of alltests.txt whose FIELD (1 file, 2 test) is one of WORDs.
+	# suite_tests prints "FILE<TAB>TestName" for every integration test
+	# function of the client package (func testXxx(t, sb integration.Sandbox)
+	# and the named diff-op cases), whether TestIntegration or
+	# TestClientGatewayIntegration runs it; the report keeps the rows that ran.
+	suite_tests() {
+		local f
+		for f in "$bk_dir"/client/*_test.go; do
+			# Files built only with a tag the test binary is not built with.
+			grep -qE '^//go:build (nydus|!linux)$' "$f" && continue
+			sed -nE -e 's/^func test([A-Z][A-Za-z0-9_]*)\(t \*testing\.T, sb integration\.Sandbox\).*/Test\1/p' \
+				-e 's/^[[:space:]]*name:[[:space:]]*"(Test[A-Za-z0-9_]*)",.*/\1/p' "$f" |
+				sed "s|^|${f##*/}\t|"
+		done | awk -F'\t' '!seen[$2]++' # a diff-op case name can repeat
+	}
+
+	# passes FILE prints "TOP<TAB>NAME|NAME..." lines for the test names of
+	# FILE (FILE<TAB>TestName lines): one line per integration.Run group of
+	# client_test.go's TestIntegration and TestClientGatewayIntegration
+	# that has any, each to run as one `go test`. A group starts its own
+	# mirror registry on the mirror's fixed port, so two groups cannot run
+	# in one process. The last group is allTests with the validation and
+	# diff-op cases: every name that no other group lists.
+	passes() {
+		local list=$1
+		local groups
+		groups=$(awk '/^func (testIntegration|TestClientGatewayIntegration)\(/ {
+				on = 1; top = ($2 ~ /^TestClient/) ? "TestClientGatewayIntegration" : "TestIntegration"; next }
+			on && /^}/ { on = 0 }
+			on && /integration\.Run\(/ { n++ }
+			on && /^\t+test[A-Z][A-Za-z0-9_]*,?$/ { gsub(/[\t,]/, ""); print top "\t" n "\tTest" substr($0, 5) }' \
+			"$bk_dir/client/client_test.go"
+			awk '/^var cdiTests/ { on = 1; next } on && /^}/ { exit }
+				on && /^\ttest[A-Za-z0-9_]*,$/ { gsub(/[\t,]/, ""); print "TestIntegration\tcdi\tTest" substr($0, 5) }' \
+				"$bk_dir/client/client_cdi_test.go")
+		# Groups in order, each with its names that tests.txt lists; then the rest.
+		awk -F'\t' 'NR == FNR { want[$2] = 1; next }
+			$3 in want { g = $1 "\t" $2; if (!(g in names)) { order[++n] = g; names[g] = $3 } else names[g] = names[g] "|" $3 }
+			END { for (i = 1; i <= n; i++) { split(order[i], k, "\t"); print k[1] "\t" names[order[i]] } }' \
+			"$list" - <<<"$groups"
+		local rest
+		rest=$(cut -f2 "$list" | grep -vxF -f <(cut -f3 <<<"$groups") | paste -sd'|')
+		[ -z "$rest" ] || printf 'TestIntegration\t%s\n' "$rest"
+	}
+
+	# known.txt: allTests (its files as its comments say), then the other
+	# integration tests (TestClientGatewayIntegration's, the matrix ones).
+	{ all_tests; suite_tests; } | awk -F'\t' '!seen[$2]++' >"$work/known.txt"
+	# pick FIELD WORD...: the lines of known.txt whose FIELD (1 file, 2 test) is one of WORDs.
 	pick() {
 		local field=$1
 		shift
 		awk -F'\t' -v f="$field" -v words="$*" \
 			'BEGIN { n = split(words, w, " "); for (i = 1; i <= n; i++) want[w[i]] = 1 } $f in want' \
-			"$work/alltests.txt"
+			"$work/known.txt"
 	}
 	case $mode in
 	all)
 		pick 1 "${all_files[@]}" >"$work/tests.txt"
 		title="BuildKit $bk_version client integration tests: exporters, metadata, cache"
 		;;
+	suite)
+		suite_tests >"$work/tests.txt"
+		title="BuildKit $bk_version client integration tests: the whole suite"
+		;;
 	run)
-		awk -F'\t' -v re="$regex" '$2 ~ re' "$work/alltests.txt" >"$work/tests.txt"
+		suite_tests | awk -F'\t' -v re="$regex" '$2 ~ re' >"$work/tests.txt"
 		title="BuildKit $bk_version client integration tests matching $regex"
 		;;
 	ci)
@@ -256,7 +357,7 @@ main() {
 	# BUILDKITD as `buildkitd`, its environment changed by env(1) arguments
 	# ENV, writing $work/NAME.json.
 	run_daemon() {
-		local name=$1 bkd=$2 path=$work/path-$1 rc=0 names w
+		local name=$1 bkd=$2 path=$work/path-$1 names w top
 		shift 2
 		mkdir -p "$path"
 		ln -sf "$bkd" "$path/buildkitd"
@@ -267,23 +368,38 @@ main() {
 		ln -sf "$root/hack/conformance/s3/mc" "$path/mc"
 		: >"$work/$name.json"
 		for w in ${workers//,/ }; do
-			# The tests for worker w: lines without a worker, or naming w.
-			names=$(awk -F'\t' -v w="$w" '$3 == "" || $3 == w { print $2 }' "$work/tests.txt" | paste -sd'|')
-			[ -n "$names" ] || continue
-			echo "== $name, worker=$w: $(tr '|' '\n' <<<"$names" | wc -l) tests ($(date -u +%H:%M:%S))"
-			# REGISTRY_VALIDATION_DISABLED: the test registries take foreign-layer
-			# URLs, as Docker Hub does (see hack/conformance/mirror.sh).
-			env "$@" PATH="$path:$PATH" GOMAXPROCS="${LADE_CONFORMANCE_PARALLEL:-2}" \
-				BUILDKIT_REGISTRY_MIRROR_DIR="$cache/mirror" REGISTRY_VALIDATION_DISABLED=true \
-				go tool test2json -p client "$work/bin/client.test" -test.v=test2json \
-				-test.run "^TestIntegration\$/^($names)\$/^worker=$w\$" \
-				-test.parallel "${LADE_CONFORMANCE_PARALLEL:-2}" -test.timeout 90m \
-				>>"$work/$name.json" 2>&1 || rc=$?
-			echo "== $name, worker=$w: done ($(date -u +%H:%M:%S)), go test exit $rc"
+			# The tests for worker w: lines without a worker, or naming w,
+			# run one integration.Run group at a time (see passes).
+			awk -F'\t' -v w="$w" '$3 == "" || $3 == w' "$work/tests.txt" >"$work/tests-$w.txt"
+			passes "$work/tests-$w.txt" >"$work/passes-$w.txt"
+			while IFS=$'\t' read -r -u 3 top names; do
+				run_pass "$name" "$w" "$top" "$names" "$@"
+			done 3<"$work/passes-$w.txt"
 		done
 	}
 
+	# run_pass NAME WORKER TOP NAMES [ENV...]: runs the tests NAMES (a|b|c)
+	# of the top-level test(s) TOP on WORKER, appending to $work/NAME.json.
+	run_pass() {
+		local name=$1 w=$2 top=$3 names=$4 path=$work/path-$1 rc=0
+		shift 4
+		echo "== $name, worker=$w: $(tr '|' '\n' <<<"$names" | wc -l) tests of $top ($(date -u +%H:%M:%S))"
+		# REGISTRY_VALIDATION_DISABLED: the test registries take foreign-layer
+		# URLs, as Docker Hub does (see hack/conformance/mirror.sh).
+		env "$@" PATH="$path:$PATH" GOMAXPROCS="${LADE_CONFORMANCE_PARALLEL:-2}" \
+			BUILDKIT_REGISTRY_MIRROR_DIR="$cache/mirror" REGISTRY_VALIDATION_DISABLED=true \
+			go tool test2json -p client "$work/bin/client.test" -test.v=test2json \
+			-test.run "^$top\$/^($names)\$/^worker=$w\$" \
+			-test.parallel "${LADE_CONFORMANCE_PARALLEL:-2}" -test.timeout "$timeout" \
+			>>"$work/$name.json" 2>&1 9>&- || rc=$?
+		echo "== $name, worker=$w: done ($(date -u +%H:%M:%S)), go test exit $rc"
+	}
+
+	timeout=90m
+	[ "$mode" != suite ] || timeout=6h
 	report_args=(-tests "$work/tests.txt" -workers "$workers" -reasons hack/conformance/stock-offline.txt -title "$title" -out "$work/table.md")
+	# The suite's list names every test function; --run's every match.
+	[ "$mode" = ci ] || [ "$mode" = all ] || report_args+=(-ran-only)
 	for d in $daemons; do
 		case $d in
 		stock) run_daemon stock "$work/bin/buildkitd" ;;
@@ -306,6 +422,15 @@ main() {
 		if [ "$daemon" = all ] && [ "$worker" = both ]; then
 			cat hack/conformance/doc-header.md - "$work/table.md" >docs/conformance.md <<<"## Results"
 			echo "conformance: wrote docs/conformance.md"
+		fi
+	fi
+	if [ "$mode" = suite ]; then
+		if [ -d /work/notes ]; then
+			cp "$work/table.md" /work/notes/conformance-suite-latest.txt
+		fi
+		if [ "$daemon" = both ] || [ "$daemon" = all ]; then
+			cat hack/conformance/suite-header.md "$work/table.md" >docs/conformance-suite.md
+			echo "conformance: wrote docs/conformance-suite.md"
 		fi
 	fi
 	if [ "$mode" = ci ]; then

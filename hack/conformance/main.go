@@ -25,7 +25,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -49,6 +51,7 @@ func run(args []string, stdout io.Writer) error {
 	workers := fs.String("workers", "oci", "comma-separated BuildKit test workers the runs used (oci, containerd)")
 	out := fs.String("out", "", "also write the report to this file")
 	requirePass := fs.Bool("require-pass", false, "fail unless every listed test passed on every daemon given")
+	ranOnly := fs.Bool("ran-only", false, "leave out listed tests that have no result on any daemon (the whole suite's list names every test function, registered or not)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +82,7 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	list = matrixRows(list, daemons, *ranOnly)
 	var b strings.Builder
 	writeReport(&b, *title, *workers, list, daemons, why)
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
@@ -141,6 +145,38 @@ func expandRows(tests [][2]string, workers []string) []row {
 		}
 	}
 	return rows
+}
+
+// matrixRows replaces the row of a matrix test (run once per matrix value,
+// keyed TestXxx/worker=W/netmode=host) by a row per variant that has a
+// result on some daemon; with ranOnly it drops the rows no daemon has a
+// result for.
+func matrixRows(rows []row, daemons []daemon, ranOnly bool) []row {
+	var out []row
+	for _, r := range rows {
+		variants := map[string]bool{}
+		exact := false
+		for _, d := range daemons {
+			for key := range d.results {
+				exact = exact || key == r.key
+				if strings.HasPrefix(key, r.key+"/") {
+					variants[key] = true
+				}
+			}
+		}
+		switch {
+		case exact || (len(variants) == 0 && !ranOnly):
+			out = append(out, r)
+		case len(variants) > 0:
+			for _, key := range slices.Sorted(maps.Keys(variants)) {
+				v := r
+				v.key = key
+				v.label += " " + strings.ReplaceAll(strings.TrimPrefix(key, r.key+"/"), "/", " ")
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // readPairs reads a file of KEY<TAB>VALUE lines; blank lines and lines

@@ -22,23 +22,30 @@ type event struct {
 	Output string
 }
 
-// line is one output line of a test and the (sub)test that printed it.
+// line is one output line of a test and the subtest that printed it
+// ("/propagate=1"; "" for the test itself).
 type line struct {
-	test string
+	sub  string
 	text string
 }
 
+// tops are the top-level tests whose subtests are BuildKit's integration
+// tests (integration.Run names them TOP/TestXxx/worker=W[/matrix=value...]).
+var tops = map[string]bool{"TestIntegration": true, "TestClientGatewayIntegration": true}
+
 // readResults reads a `go test -json` stream and returns each integration
-// test's result, keyed by its name and worker (TestIntegration/TestXxx/worker=oci
-// is keyed TestXxx/worker=oci).
+// test's result, keyed by its name, worker and matrix values without the
+// top-level test (TestIntegration/TestXxx/worker=oci is keyed
+// TestXxx/worker=oci, TestIntegration/TestXxx/worker=oci/secmode=sandbox
+// TestXxx/worker=oci/secmode=sandbox).
 func readResults(path string) (map[string]result, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading test results: %w", err)
 	}
 	defer f.Close()
-	status := map[string]string{}
-	output := map[string][]line{}
+	var events []event
+	seen := map[string]bool{} // every integration (sub)test name in the stream, without its top
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -46,42 +53,67 @@ func readResults(path string) (map[string]result, error) {
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			continue // the binary's own stderr, interleaved
 		}
-		name, depth := testKey(ev.Test)
-		if name == "" {
-			continue
-		}
-		switch {
-		case ev.Action == "output":
-			output[name] = append(output[name], line{test: ev.Test, text: strings.TrimRight(ev.Output, "\n")})
-		case depth == 3 && (ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip"):
-			status[name] = ev.Action
+		if name := testName(ev.Test); name != "" {
+			seen[name] = true
+			events = append(events, ev)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
+	status := map[string]string{}
+	output := map[string][]line{}
+	for _, ev := range events {
+		name := testName(ev.Test)
+		key := testKey(name, seen)
+		switch {
+		case ev.Action == "output":
+			output[key] = append(output[key], line{sub: strings.TrimPrefix(name, key), text: strings.TrimRight(ev.Output, "\n")})
+		case name == key && (ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip"):
+			status[key] = ev.Action
+		}
+	}
 	results := map[string]result{}
-	for name, lines := range output {
-		r := result{status: status[name]}
+	for key := range seen {
+		if testKey(key, seen) != key {
+			continue
+		}
+		r := result{status: status[key]}
 		switch r.status {
 		case "fail", "":
-			r.detail = firstError(lines)
+			r.detail = firstError(output[key])
 		case "skip":
-			r.detail = skipReason(lines)
+			r.detail = skipReason(output[key])
 		}
-		results[name] = r
+		results[key] = r
 	}
 	return results, nil
 }
 
-// testKey returns TestXxx/worker=W for TestIntegration/TestXxx/worker=W[/sub...]
-// and the number of path elements; "" for other tests.
-func testKey(test string) (string, int) {
-	parts := strings.Split(test, "/")
-	if len(parts) < 3 || parts[0] != "TestIntegration" || !strings.HasPrefix(parts[2], "worker=") {
-		return "", 0
+// testName returns TestXxx/worker=W[/...] for TOP/TestXxx/worker=W[/...]
+// when TOP is one of tops; "" for other tests.
+func testName(test string) string {
+	top, name, _ := strings.Cut(test, "/")
+	parts := strings.Split(name, "/")
+	if !tops[top] || len(parts) < 2 || !strings.HasPrefix(parts[1], "worker=") {
+		return ""
 	}
-	return parts[1] + "/" + parts[2], len(parts)
+	return name
+}
+
+// testKey returns the integration test a (sub)test name belongs to: its
+// shortest prefix, from TestXxx/worker=W on, that the stream has events
+// for. A matrix test's name (TestXxx/worker=W/netmode=host) has more
+// elements than TestXxx/worker=W, which has no events of its own; a
+// subtest's parent always has events (its RUN line) before the subtest.
+func testKey(name string, seen map[string]bool) string {
+	parts := strings.Split(name, "/")
+	for n := 2; n < len(parts); n++ {
+		if p := strings.Join(parts[:n], "/"); seen[p] {
+			return p
+		}
+	}
+	return name
 }
 
 var (
@@ -107,19 +139,19 @@ func firstError(lines []line) string {
 				}
 				parts = append(parts, text)
 			}
-			return subtestPrefix(l.test) + traceOf(lines[:i]) + clip(strings.Join(parts, " "))
+			return subtestPrefix(l.sub) + traceOf(lines[:i]) + clip(strings.Join(parts, " "))
 		}
 	}
 	for _, l := range lines {
 		t := strings.TrimSpace(l.text)
 		if strings.HasPrefix(t, "panic:") || strings.Contains(t, "sandbox timeout reached") ||
 			strings.HasPrefix(t, "Test killed") {
-			return subtestPrefix(l.test) + clip(t)
+			return subtestPrefix(l.sub) + clip(t)
 		}
 	}
 	for _, l := range lines {
 		if m := fileLine.FindStringSubmatch(l.text); m != nil && !harnessLog.MatchString(m[1]) {
-			return subtestPrefix(l.test) + clip(m[2])
+			return subtestPrefix(l.sub) + clip(m[2])
 		}
 	}
 	return "no error message in the output (see the run's log)"
@@ -167,12 +199,11 @@ func skipReason(lines []line) string {
 
 // subtestPrefix names the subtest that failed, "(propagate=1) ", or "" when
 // it was the test itself.
-func subtestPrefix(test string) string {
-	parts := strings.Split(test, "/")
-	if len(parts) <= 3 {
+func subtestPrefix(sub string) string {
+	if sub == "" {
 		return ""
 	}
-	return "(" + strings.Join(parts[3:], "/") + ") "
+	return "(" + strings.TrimPrefix(sub, "/") + ") "
 }
 
 // clip shortens s to one table cell.

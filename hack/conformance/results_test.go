@@ -124,3 +124,51 @@ func TestExpandRowsWorkerOnly(t *testing.T) {
 		t.Errorf("rows = %q, want %q", strings.Join(got, " "), want)
 	}
 }
+
+// TestMatrixAndGatewayTests checks that a matrix test's variants
+// (TestIntegration/TestX/worker=oci/netmode=host) are tests of their own and
+// that TestClientGatewayIntegration's tests are read as TestIntegration's.
+func TestMatrixAndGatewayTests(t *testing.T) {
+	const host = "TestIntegration/TestHostNetworking/worker=oci/netmode=host"
+	const dflt = "TestIntegration/TestHostNetworking/worker=oci/netmode=default"
+	const gw = "TestClientGatewayIntegration/TestClientGatewaySolve/worker=oci"
+	path := stream(t,
+		event{Action: "run", Test: host},
+		event{Action: "run", Test: dflt},
+		event{Action: "run", Test: gw},
+		out(host+"/sub", "        \tError:      \tnetwork unreachable"),
+		event{Action: "fail", Test: host + "/sub"},
+		event{Action: "fail", Test: host},
+		event{Action: "pass", Test: dflt},
+		event{Action: "pass", Test: gw},
+		event{Action: "run", Test: "TestOther/worker=oci"},
+	)
+	got, err := readResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]result{
+		"TestHostNetworking/worker=oci/netmode=host":    {status: "fail", detail: "(sub) network unreachable"},
+		"TestHostNetworking/worker=oci/netmode=default": {status: "pass"},
+		"TestClientGatewaySolve/worker=oci":             {status: "pass"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d results, want %d: %v", len(got), len(want), got)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %+v, want %+v", k, got[k], w)
+		}
+	}
+	rows := matrixRows(expandRows([][2]string{{"n_test.go", "TestHostNetworking"}, {"n_test.go", "TestUnused"}}, []string{"oci"}),
+		[]daemon{{name: "stock", results: got}}, true)
+	var labels []string
+	for _, r := range rows {
+		labels = append(labels, r.label+"="+r.key)
+	}
+	wantLabels := "TestHostNetworking netmode=default=TestHostNetworking/worker=oci/netmode=default," +
+		"TestHostNetworking netmode=host=TestHostNetworking/worker=oci/netmode=host"
+	if strings.Join(labels, ",") != wantLabels {
+		t.Errorf("rows %q, want %q", strings.Join(labels, ","), wantLabels)
+	}
+}
