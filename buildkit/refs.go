@@ -17,7 +17,7 @@ import (
 	"github.com/moby/buildkit/util/tracing"
 	digest "github.com/opencontainers/go-digest"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -65,7 +65,7 @@ func (i *instance) exportLayers(ctx context.Context, plan *plan, sid string) (er
 // startLayersSpan opens the trace span buildkitd's image writer opens
 // around the computation of the layers' blobs, named and attributed as
 // there, so that a trace of an export reads the same on either daemon.
-func startLayersSpan(ctx context.Context, comp bkcompression.Config) (trace.Span, context.Context) {
+func startLayersSpan(ctx context.Context, comp bkcompression.Config) (oteltrace.Span, context.Context) {
 	attr := []attribute.KeyValue{
 		attribute.String("exportLayers.compressionType", comp.Type.String()),
 		attribute.Bool("exportLayers.forceCompression", comp.Force),
@@ -73,7 +73,7 @@ func startLayersSpan(ctx context.Context, comp bkcompression.Config) (trace.Span
 	if comp.Level != nil {
 		attr = append(attr, attribute.Int("exportLayers.compressionLevel", *comp.Level))
 	}
-	return tracing.StartSpan(ctx, "export layers", trace.WithAttributes(attr...))
+	return tracing.StartSpan(ctx, "export layers", oteltrace.WithAttributes(attr...))
 }
 
 // layerMeta is what history synthesis needs of one BuildKit ref.
