@@ -142,11 +142,17 @@ ci_tests=(
 	TestSecurityModeSysfs
 	TestShmSize
 	TestUlimit
+	TestStdinClosed
+	TestRunValidExitCodes
+	TestReadonlyRootFS
 	# secrets, tmpfs and cache mounts (client_mount_test.go)
 	TestSecretEnv
 	TestSecretMounts
 	TestTmpfsMounts
 	TestCachedMounts
+	TestSharedCacheMounts
+	TestLockedCacheMounts
+	TestCacheMountNoCache
 	# network modes, hosts, proxy environment (client_network_test.go)
 	TestNetworkMode
 	TestHostnameLookup
@@ -159,17 +165,39 @@ ci_tests=(
 	TestCDINotAllowed
 	TestCDIEntitlement
 	TestCDIWildcard
+	TestCDIFirst
+	TestCDIClass
 	# the gateway API and its containers (TestClientGatewayIntegration)
 	TestClientGatewaySolve
 	TestClientGatewayContainerSecretEnv
 	TestClientGatewayContainerExtraHosts
 	TestClientGatewayContainerInvalidSecurityMode
 	TestClientGatewayContainerSecurityModeValidation
+	TestClientGatewayContainerMounts
+	TestClientGatewayContainerPID1Exit
+	TestClientGatewayContainerPID1Fail
+	TestClientGatewayContainerExecPipe
+	TestClientGatewayContainerSignal
+	TestClientGatewayContainerCancelOnRelease
+	TestClientGatewayExecError
+	TestClientGatewayEmptySolve
+	TestClientGatewayNilResult
+	TestNoBuildID
+	TestUnknownBuildID
+	# frontends returning results and metadata (client_frontend_test.go)
+	TestFrontendMetadataReturn
+	TestFrontendUseSolveResults
+	TestFrontendImageNaming
 	# sessions, warnings, validation of exporter input
 	TestSessionExporter
+	TestSessionExporterFinalizeExport
+	TestHTTPPruneAfterCacheKey # prune between builds
+	TestSourcePolicySession
 	TestWarnings
 	TestValidateNullConfig
 	TestValidateInvalidConfig
+	TestValidatePlatformsEmpty
+	TestValidatePlatformsInvalid
 )
 
 # The CI subset's tests on BuildKit's containerd test worker: the ones that

@@ -149,7 +149,7 @@ func writeRegressions(b *strings.Builder, list []row, daemons []daemon) {
 	if compat == nil {
 		return
 	}
-	fmt.Fprintf(b, "\n#### Passing on lade only with --stock-compat (its intended differences: empty layers dropped, its own gzip bytes): %d\n\n", len(intended))
+	fmt.Fprintf(b, "\n#### Passing on lade only with --stock-compat (its intended differences: empty layers dropped, its own gzip bytes, OCI tars started early): %d\n\n", len(intended))
 	for _, l := range intended {
 		fmt.Fprintln(b, l)
 	}
