@@ -468,4 +468,4 @@ main() {
 	fi
 }
 
-main "$@"
+main "$@"; exit # on one line: bash reads no further, so an edit during a run is harmless
