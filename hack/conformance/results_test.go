@@ -61,14 +61,7 @@ func TestReadResults(t *testing.T) {
 		"TestBar/worker=containerd": {status: "skip", detail: "only supported with containerd"},
 		"TestBaz/worker=oci":        {status: "pass"},
 	}
-	if len(got) != len(want) {
-		t.Errorf("got %d results, want %d: %v", len(got), len(want), got)
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: got %+v, want %+v", k, got[k], w)
-		}
-	}
+	checkResults(t, got, want)
 }
 
 func TestReportCountsAndRegressions(t *testing.T) {
@@ -152,14 +145,7 @@ func TestMatrixAndGatewayTests(t *testing.T) {
 		"TestHostNetworking/worker=oci/netmode=default": {status: "pass"},
 		"TestClientGatewaySolve/worker=oci":             {status: "pass"},
 	}
-	if len(got) != len(want) {
-		t.Errorf("got %d results, want %d: %v", len(got), len(want), got)
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: got %+v, want %+v", k, got[k], w)
-		}
-	}
+	checkResults(t, got, want)
 	rows := matrixRows(expandRows([][2]string{{"n_test.go", "TestHostNetworking"}, {"n_test.go", "TestUnused"}}, []string{"oci"}),
 		[]daemon{{name: "stock", results: got}}, true)
 	var labels []string
@@ -170,5 +156,18 @@ func TestMatrixAndGatewayTests(t *testing.T) {
 		"TestHostNetworking netmode=host=TestHostNetworking/worker=oci/netmode=host"
 	if strings.Join(labels, ",") != wantLabels {
 		t.Errorf("rows %q, want %q", strings.Join(labels, ","), wantLabels)
+	}
+}
+
+// checkResults compares the results read with those wanted, key by key.
+func checkResults(t *testing.T, got, want map[string]result) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("got %d results, want %d: %v", len(got), len(want), got)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %+v, want %+v", k, got[k], w)
+		}
 	}
 }
