@@ -3,7 +3,8 @@
 # v0.34.2 (issue #5): builds both daemons and buildctl from the module,
 # generates the workload (busybox base, the Go toolchain tree, 256 MiB of
 # random bytes, 20,000 small files, an empty RUN), runs cold gzip, zstd,
-# uncompressed, two-platform, type=oci tar and warm builds on both daemons
+# uncompressed, two-platform, type=oci tar, warm and RUN-made-layer builds
+# on both daemons
 # in turn, measures the in-process floors and the lade CLI's memory growth
 # and warm re-export, and prints one table. See docs/performance.md.
 #
