@@ -9,12 +9,17 @@ import (
 
 // Codec concurrency (issue #17). On a machine with few cores the export is
 // CPU-bound, so what counts is CPU-seconds per layer byte: a codec that
-// runs its stream on two goroutines while other layers already keep every
+// runs its stream on more goroutines while other layers already keep every
 // core busy gains no wall time and pays for the hand-offs. Every writer
 // NewWriter returns counts as one layer in flight until it is closed, and
-// a zstd stream compresses on a second goroutine only while fewer layers
-// than cores are in flight, deciding again at every chunk. Its bytes never
-// depend on that choice: the encoder is always a single-threaded one,
+// a native gzip stream encodes blocks on goroutines of their own only
+// while fewer layers than cores are in flight. A zstd stream is different:
+// its encoder is single-threaded, so a second goroutine only moves the
+// encoding off the goroutine that makes and hashes the tar, for a copy
+// and a hand-off per 256 KiB chunk; it takes one whenever the process has
+// two cores, so that the encoding of the largest layer overlaps its own
+// tar instead of waiting for the other layers to finish. Bytes never
+// depend on these choices: the encoder is always a single-threaded one,
 // fed the same bytes in the same order.
 
 // inFlight counts the layers being compressed by writers of this process.
@@ -60,15 +65,16 @@ func (t *tracked) Close() error {
 }
 
 // zstdChunk is the size of the chunks a zstd stream hands to its second
-// goroutine: large, so that hand-offs are rare.
-const zstdChunk = 1 << 20
+// goroutine: large enough that hand-offs are rare (about 4,000 per GB),
+// small enough that the three chunks each layer keeps cost little memory.
+const zstdChunk = 256 << 10
 
 // zstdWriter compresses with a single-threaded encoder (klauspost's or
-// libzstd's, see zstdcodec.go), on the caller's goroutine or, while decide
-// returns 2 or more, on a second goroutine fed 1 MiB chunks (the caller
-// then only produces and hashes the tar). Both encoders split blocks by
-// byte count, not by Write calls, so the bytes are the same whichever way
-// each chunk went.
+// libzstd's, see codecselect.go), on a second goroutine fed chunks while
+// decide returns 2 or more (the caller then only produces and hashes the
+// tar), else on the caller's. Both encoders split blocks by byte count,
+// not by Write calls, so the bytes are the same whichever way each chunk
+// went.
 type zstdWriter struct {
 	enc    io.WriteCloser
 	decide func() int
@@ -86,7 +92,7 @@ func newZstdWriter(w io.Writer, level, limit int) (*zstdWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &zstdWriter{enc: enc, decide: func() int { return currentWorkers(limit) }}, nil
+	return &zstdWriter{enc: enc, decide: func() int { return min(limit, runtime.GOMAXPROCS(0)) }}, nil
 }
 
 // Write implements io.Writer.

@@ -53,24 +53,27 @@ func TestInFlight(t *testing.T) {
 	}
 }
 
-// TestZstdSchedule: the zstd writer uses its second goroutine only while
-// cores are free.
+// TestZstdSchedule: the zstd writer encodes on a second goroutine
+// whenever the process and the caller allow two, however many layers are
+// in flight, and on the caller's goroutine on one core or with a limit
+// of one.
 func TestZstdSchedule(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	data := bytes.Repeat([]byte("layer "), 1<<19)
 	for _, c := range []struct {
-		others int
-		async  bool
-	}{{0, true}, {1, false}, {3, false}} {
+		others, procs, limit int
+		async                bool
+	}{{0, 2, 2, true}, {1, 2, 2, true}, {3, 2, 2, true}, {0, 1, 2, false}, {0, 2, 1, false}} {
+		runtime.GOMAXPROCS(c.procs)
 		inFlight.Add(int64(c.others))
-		zw, err := Compression{Type: Zstd}.NewWriter(io.Discard, 2)
+		zw, err := Compression{Type: Zstd}.NewWriter(io.Discard, c.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, _ = zw.Write(data)
 		z := zw.(*tracked).WriteCloser.(*zstdWriter)
 		if async := z.queue != nil; async != c.async {
-			t.Errorf("%d other layers in flight on 2 cores: second goroutine used %v, want %v", c.others, async, c.async)
+			t.Errorf("%d other layers in flight on %d cores, limit %d: second goroutine used %v, want %v", c.others, c.procs, c.limit, async, c.async)
 		}
 		if err := zw.Close(); err != nil {
 			t.Fatal(err)
