@@ -24,8 +24,10 @@ import (
 //     of its own (18 bytes of header and trailer per MiB). Every gzip
 //     reader reads multi-member files as one stream (RFC 1952; Go's
 //     compress/gzip, hence containerd, Docker and BuildKit; pigz; gzip).
-//     A block whose sampled bytes look random is stored (libdeflate level
-//     0): libdeflate's match finder costs ten times pargzip's on such data.
+//     A block whose sampled bytes look random is stored, as libdeflate's
+//     level 0 would store it (storedMember): libdeflate's match finder
+//     costs ten times pargzip's on such data, and a stored block needs
+//     neither an encoder nor an output buffer.
 //
 // A block is compressed on the caller's goroutine, or, while cores are
 // free (codecWorkers), on goroutines of its own, written in order.
@@ -178,8 +180,14 @@ func (z *nativeGzipWriter) submit(final bool) {
 	go z.f.run(j)
 }
 
-// run compresses j and signals it done.
+// run compresses j and signals it done. A block of a member format that
+// looks incompressible is only checksummed: writeOldest writes it stored.
 func (f *nativeGzip) run(j *gzipJob) {
+	if f.members && incompressible(j.in) {
+		j.stored, j.crc = true, crc32.ChecksumIEEE(j.in)
+		j.done <- struct{}{}
+		return
+	}
 	encoding.acquire()
 	e, err := f.encs.get()
 	if err == nil {
@@ -238,7 +246,9 @@ func (z *nativeGzipWriter) writeOldest() {
 	if z.err == nil && j.err != nil {
 		z.err = j.err
 	}
-	if z.err == nil {
+	if z.err == nil && j.stored {
+		z.writeStored(j.in, j.crc)
+	} else if z.err == nil {
 		z.write(j.out)
 	}
 	releaseGzipJob(j)
@@ -255,10 +265,39 @@ func (z *nativeGzipWriter) write(b []byte) {
 	}
 }
 
-// gzipHeader is the header of a single-member native stream: no name,
-// zero modification time, XFL 4 (fastest) as ISA-L's levels are, OS
-// unknown.
+// gzipHeader is the header of a single-member native stream and of a
+// stored member (libdeflate level 0 writes the same): no name, zero
+// modification time, XFL 4 (fastest) as ISA-L's levels are, OS unknown.
 var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
+
+// storedBlock is the most a stored deflate block holds.
+const storedBlock = 0xffff
+
+// writeStored writes in as one gzip member of stored deflate blocks,
+// straight from the block's input, with crc its CRC-32: the bytes
+// libdeflate's level 0 makes (gzipHeader, blocks of up to 64 KiB - 1, the
+// last one final, an empty input as one empty final block), checked by
+// TestStoredMemberIsLibdeflates.
+func (z *nativeGzipWriter) writeStored(in []byte, crc uint32) {
+	z.write(gzipHeader[:])
+	size := len(in)
+	for first := true; first || len(in) > 0; first = false {
+		n := min(len(in), storedBlock)
+		var h [5]byte
+		if n == len(in) {
+			h[0] = 1 // BFINAL, BTYPE 00: stored
+		}
+		h[1], h[2] = byte(n), byte(n>>8)
+		h[3], h[4] = ^h[1], ^h[2]
+		z.write(h[:])
+		z.write(in[:n])
+		in = in[n:]
+	}
+	var t [8]byte
+	put4(t[0:4], crc)
+	put4(t[4:8], uint32(size))
+	z.write(t[:])
+}
 
 // put4 writes v little-endian, as gzip wants.
 func put4(p []byte, v uint32) {

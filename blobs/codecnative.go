@@ -23,12 +23,7 @@ func newBlockEncoder(lib string, level int) (blockEncoder, error) {
 		if err != nil {
 			return nil, err
 		}
-		store, err := libdeflate.NewCompressor(0)
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		return &libdeflateBlocks{c: c, store: store}, nil
+		return libdeflateBlocks{c}, nil
 	}
 	return nil, fmt.Errorf("gzip: unknown native library %q", lib)
 }
@@ -43,22 +38,16 @@ func (b isalBlocks) block(dst, dict, in []byte, final bool) ([]byte, error) {
 // Close frees the encoder.
 func (b isalBlocks) Close() { b.e.Close() }
 
-// libdeflateBlocks makes each block a gzip member with libdeflate, storing
-// blocks that look incompressible.
-type libdeflateBlocks struct{ c, store *libdeflate.Compressor }
+// libdeflateBlocks makes each block a gzip member with libdeflate (the
+// blocks that look incompressible never reach it: see nativeGzip.run).
+type libdeflateBlocks struct{ c *libdeflate.Compressor }
 
-func (b *libdeflateBlocks) block(dst, _, in []byte, _ bool) ([]byte, error) {
-	if incompressible(in) {
-		return b.store.Gzip(dst, in)
-	}
+func (b libdeflateBlocks) block(dst, _, in []byte, _ bool) ([]byte, error) {
 	return b.c.Gzip(dst, in)
 }
 
-// Close frees the compressors.
-func (b *libdeflateBlocks) Close() {
-	b.c.Close()
-	b.store.Close()
-}
+// Close frees the compressor.
+func (b libdeflateBlocks) Close() { b.c.Close() }
 
 // Incompressible detection: samplesPerBlock spans of sampleSize bytes,
 // spread evenly over a block, each with a byte entropy (order 0) of at

@@ -22,6 +22,8 @@ type gzipJob struct {
 	in, dict, out []byte
 	ob            *outBuf // borrowed from run until release; out may be longer than its buffer
 	final         bool
+	stored        bool   // the block is written stored, from in (writeStored)
+	crc           uint32 // in's CRC-32 when stored
 	err           error
 	done          chan struct{}
 	cleanup       runtime.Cleanup // unmaps the input of a job dropped without release
@@ -92,7 +94,7 @@ func (j *gzipJob) borrowOut() []byte {
 // unmaps them when enough are idle. Nothing may use j afterwards.
 func releaseGzipJob(j *gzipJob) {
 	ob := j.ob
-	j.in, j.dict, j.out, j.ob, j.final, j.err = j.in[:0], j.dict[:0], nil, nil, false, nil
+	j.in, j.dict, j.out, j.ob, j.final, j.stored, j.err = j.in[:0], j.dict[:0], nil, nil, false, false, nil
 	gzipJobs.mu.Lock()
 	keepJob := len(gzipJobs.idle) < maxIdleGzipJobs()
 	if keepJob {

@@ -4,7 +4,9 @@ package blobs
 
 import (
 	"bytes"
+	"hash/crc32"
 	"io"
+	"math/rand"
 	"runtime"
 	"sync"
 	"testing"
@@ -117,6 +119,84 @@ func TestOutputBuffersBorrowed(t *testing.T) {
 	for _, zw := range ws {
 		if err := zw.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestStoredMemberIsLibdeflates: a block that looks incompressible is
+// written stored, straight from its input, in the bytes libdeflate's level
+// 0 makes of it (the bytes lade wrote when libdeflate stored such blocks),
+// and without mapping an output buffer; blocks of odd sizes, empty
+// included, match too.
+func TestStoredMemberIsLibdeflates(t *testing.T) {
+	store, err := libdeflate.NewCompressor(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	member := func(in []byte) []byte {
+		out, err := store.Gzip(make([]byte, 0, store.GzipBound(len(in))), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	random := make([]byte, 3*gzipBlock+12345)
+	rand.New(rand.NewSource(21)).Read(random)
+	for _, n := range []int{0, 1, storedBlock - 1, storedBlock, storedBlock + 1, 2 * storedBlock, gzipBlock} {
+		var buf bytes.Buffer
+		z := &nativeGzipWriter{w: &buf}
+		z.writeStored(random[:n], crc32.ChecksumIEEE(random[:n]))
+		if want := member(random[:n]); !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%d bytes stored: %d bytes differ from libdeflate level 0's %d", n, buf.Len(), len(want))
+		}
+	}
+
+	trimIdleGzipJobs()
+	var want []byte
+	for off := 0; off < len(random); off += gzipBlock {
+		b := random[off:min(off+gzipBlock, len(random))]
+		if incompressible(b) {
+			want = append(want, member(b)...)
+		} else { // the short last block is compressed
+			c, err := libdeflate.NewCompressor(5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.Gzip(make([]byte, 0, c.GzipBound(len(b))), b)
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, out...)
+		}
+	}
+	for _, workers := range []int{1, 2} {
+		var buf bytes.Buffer
+		level := 6
+		zw, err := Compression{Type: Gzip, Level: &level}.NewWriter(&buf, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw.(*tracked).WriteCloser.(*nativeGzipWriter).decide = func() int { return workers }
+		if _, err := zw.Write(random[:3*gzipBlock]); err != nil {
+			t.Fatal(err)
+		}
+		gzipJobs.mu.Lock()
+		mapped := gzipJobs.mapped
+		gzipJobs.mu.Unlock()
+		if mapped != 0 {
+			t.Errorf("%d workers: %d output buffers mapped for 3 stored blocks, want 0", workers, mapped)
+		}
+		_, _ = zw.Write(random[3*gzipBlock:])
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%d workers: %d bytes differ from libdeflate's members (%d)", workers, buf.Len(), len(want))
+		}
+		if got := gunzip(t, buf.Bytes()); !bytes.Equal(got, random) {
+			t.Errorf("%d workers: read back wrong", workers)
 		}
 	}
 }
