@@ -38,7 +38,9 @@ Usage: hack/conformance.sh [--all | --suite | --run REGEX] [--daemon stock|lade|
                 diff-op cases, matrix tests such as secmode/netmode, the
                 gateway container tests), its table grouped by file; writes it
                 to /work/notes/conformance-suite-latest.txt and, with
-                --daemon both or all, to docs/conformance-suite.md. About 7
+                --daemon both or all, to docs/conformance-suite.md
+                (docs/conformance-suite-containerd.md with --worker
+                containerd). About 7
                 minutes per daemon on 2 cores; rerun tests with --run.
   --run REGEX   the tests of BuildKit's client suite (any file) whose name
                 matches the extended REGEX, e.g. one test:
@@ -458,8 +460,13 @@ main() {
 			cp "$work/table.md" /work/notes/conformance-suite-latest.txt
 		fi
 		if [ "$daemon" = both ] || [ "$daemon" = all ]; then
-			cat hack/conformance/suite-header.md "$work/table.md" >docs/conformance-suite.md
-			echo "conformance: wrote docs/conformance-suite.md"
+			# The containerd worker's table has a page of its own.
+			suite_doc=docs/conformance-suite.md suite_header=hack/conformance/suite-header.md
+			if [ "$worker" = containerd ]; then
+				suite_doc=docs/conformance-suite-containerd.md suite_header=hack/conformance/suite-header-containerd.md
+			fi
+			cat "$suite_header" "$work/table.md" >"$suite_doc"
+			echo "conformance: wrote $suite_doc"
 		fi
 	fi
 	if [ "$mode" = ci ]; then
