@@ -134,11 +134,17 @@ func layerCompression(mediaType string) (compression.Compression, bool) {
 }
 
 // write streams the layer tar of src into the content store under cfg's
-// reference: the tar is produced by lade's change writer on its own
-// goroutines, and this goroutine hashes it and feeds the compressor. An
+// reference, once admitted (admit.go): the tar is produced by lade's
+// change writer on its own goroutines, and this goroutine hashes it and
+// feeds the compressor. An
 // uncompressed blob is its own diffID (hashed once, by the content
 // writer). Nothing is left in the store's ingest on failure.
 func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Compression, src cache.ChangeSource) (_ ocispecs.Descriptor, err error) {
+	release, err := admitDiff(ctx)
+	if err != nil {
+		return ocispecs.Descriptor{}, err
+	}
+	defer release()
 	ref := cfg.Reference
 	if ref == "" {
 		ref = "lade-diff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(diffRefs.Add(1), 10)
