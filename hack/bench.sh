@@ -4,7 +4,7 @@
 # generates the workload (busybox base, the Go toolchain tree, 256 MiB of
 # random bytes, 20,000 small files, an empty RUN), runs cold gzip, zstd,
 # uncompressed, two-platform, type=oci tar, warm and RUN-made-layer builds
-# on both daemons
+# (gzip, zstd, uncompressed) on both daemons
 # in turn, measures the in-process floors and the lade CLI's memory growth
 # and warm re-export, and prints one table. See docs/performance.md.
 #

@@ -39,6 +39,9 @@ var caseSpecs = map[string]caseSpec{
 	"oci":          {compression: "gzip", platforms: 1, oci: true},
 	"warm":         {compression: "gzip", platforms: 1, warm: true},
 	"run":          {compression: "gzip", platforms: 1, dockerfile: "Dockerfile.run"},
+	// The issue measured its RUN-built workload with each codec.
+	"run-zstd":         {compression: "zstd", platforms: 1, dockerfile: "Dockerfile.run"},
+	"run-uncompressed": {compression: "uncompressed", platforms: 1, dockerfile: "Dockerfile.run"},
 }
 
 // runDaemonCases runs every case for cfg.rounds rounds, stock then lade in

@@ -48,7 +48,7 @@ type config struct {
 }
 
 // allCases are the daemon cases in the order they run.
-var allCases = []string{"gzip", "gzip1", "zstd", "uncompressed", "multi", "oci", "warm", "run"}
+var allCases = []string{"gzip", "gzip1", "zstd", "uncompressed", "multi", "oci", "warm", "run", "run-zstd", "run-uncompressed"}
 
 func main() {
 	var cfg config
