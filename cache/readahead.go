@@ -74,6 +74,12 @@ func (r *ring) reserve(ctx context.Context, n int64) ([]byte, int64, error) {
 		start := r.head
 		if pad := size - start%size; pad < n {
 			start += pad // does not fit before the end: wrap
+			if r.tail == r.head {
+				// Nothing is reserved: skip the end at once rather than
+				// wait for a release that will not come (with pad+n over
+				// size, an empty ring would otherwise wait for ever).
+				r.tail = start
+			}
 		}
 		if start+n-r.tail <= size {
 			r.head = start + n

@@ -47,3 +47,26 @@ func TestRing(t *testing.T) {
 		t.Fatalf("full ring, cancelled context: %v", err)
 	}
 }
+
+// TestRingEmptyWraps: on an empty ring a reservation that does not fit
+// before the end starts at the beginning at once, even when the unused
+// end and the reservation together exceed the ring (it used to wait for
+// ever: nothing was left to release).
+func TestRingEmptyWraps(t *testing.T) {
+	buf := make([]byte, 10)
+	r := &ring{buf: &buf, freed: make(chan struct{}, 1)}
+	_, end, err := r.reserve(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.release(end)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, _, err := r.reserve(ctx, 8) // 7 bytes before the end: 7+8 > 10
+	if err != nil {
+		t.Fatalf("8 bytes of an empty 10-byte ring: %v", err)
+	}
+	if len(b) != 8 || &b[0] != &buf[0] {
+		t.Fatalf("reservation of %d bytes at %p, want 8 at the start %p", len(b), &b[0], &buf[0])
+	}
+}
