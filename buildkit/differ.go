@@ -136,9 +136,9 @@ func layerCompression(mediaType string) (compression.Compression, bool) {
 // write streams the layer tar of src into the content store under cfg's
 // reference, once admitted (admit.go): the tar is produced by lade's
 // change writer on its own goroutines, and this goroutine hashes it and
-// feeds the compressor. An
-// uncompressed blob is its own diffID (hashed once, by the content
-// writer). Nothing is left in the store's ingest on failure.
+// feeds the compressor. An uncompressed blob is its own diffID (hashed
+// once, by the content writer). Nothing is left in the store's ingest on
+// failure.
 func (d *Differ) write(ctx context.Context, cfg diff.Config, kind compression.Compression, src cache.ChangeSource) (_ ocispecs.Descriptor, err error) {
 	release, err := admitDiff(ctx)
 	if err != nil {
