@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/lade-build/lade/blobs/internal/offheap"
+	"github.com/lade-build/lade/internal/offheap"
 )
 
 // gzipOutCap is the output capacity of a native gzip block: the larger of

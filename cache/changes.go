@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -142,7 +141,8 @@ func writeChanges(ctx context.Context, w io.Writer, root string, epoch *time.Tim
 		return err
 	}
 	defer rfs.Close()
-	bw := bufio.NewWriterSize(w, pipeCopyBuffer)
+	bw := newBlockWriter(w)
+	defer bw.release()
 	cw := newChangeWriter(bw, rfs, epoch)
 	if onlyCap {
 		cw.keepXattr = onlyCapability

@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -222,13 +221,6 @@ func addXattrs(hdr *tar.Header, xattrs []xattr, keep func(string) bool) {
 	}
 }
 
-// fileBufPool holds the buffers large files are copied with: a few large
-// reads per file instead of one per 32 KiB.
-var fileBufPool = sync.Pool{New: func() any {
-	b := make([]byte, 256<<10)
-	return &b
-}}
-
 // copyFile writes size bytes of the regular file name, read from file
 // when it is open, else opened here.
 func (cw *changeWriter) copyFile(ctx context.Context, file openFile, name string, f os.FileInfo, size int64) error {
@@ -239,13 +231,13 @@ func (cw *changeWriter) copyFile(ctx context.Context, file openFile, name string
 		}
 		defer file.close()
 	}
-	buf := fileBufPool.Get().(*[]byte)
-	defer fileBufPool.Put(buf)
+	buf := tarBufs.Get() // a few large reads per file, not one per 32 KiB
+	defer tarBufs.Put(buf)
 	for left := size; left > 0; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk := (*buf)[:min(left, int64(len(*buf)))]
+		chunk := buf[:min(left, int64(len(buf)))]
 		if n, err := file.readFull(chunk); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return errShrank(file.full(), size, size-left+int64(n))

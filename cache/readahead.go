@@ -25,24 +25,18 @@ const (
 	// bytes per layer, where each small file takes its size, in walk order.
 	// Larger rings (up to 2 MiB) were no faster on the Go toolchain's tree
 	// or on 20,000 small files, and cost lade-buildkitd 10 MiB of peak RSS.
-	readAheadRing = 256 << 10
+	readAheadRing = tarBuf
 	// readAheadQueue bounds the entries between the walk and the writer.
 	readAheadQueue = 256
 )
 
-// ringPool keeps the read-ahead rings of finished diffs for the next ones.
-var ringPool = sync.Pool{New: func() any {
-	b := make([]byte, readAheadRing)
-	return &b
-}}
-
 // ring hands out the read-ahead space of one layer: the walk reserves
 // each small file's bytes in walk order and the writer releases them in
 // the same order once written, so the space is one circular buffer, taken
-// from ringPool on the first reservation (a layer of large files never
+// from tarBufs on the first reservation (a layer of large files never
 // takes one).
 type ring struct {
-	buf   *[]byte       // nil until the first reservation
+	buf   []byte        // nil until the first reservation
 	freed chan struct{} // signalled on release
 	mu    sync.Mutex
 	head  int64 // bytes reserved since the start (positions wrap)
@@ -53,11 +47,11 @@ func newRing() *ring {
 	return &ring{freed: make(chan struct{}, 1)}
 }
 
-// close gives the ring's buffer back to ringPool; nothing may use the
+// close gives the ring's buffer back to tarBufs; nothing may use the
 // ring any more.
 func (r *ring) close() {
 	if r.buf != nil {
-		ringPool.Put(r.buf)
+		tarBufs.Put(r.buf)
 		r.buf = nil
 	}
 }
@@ -68,9 +62,9 @@ func (r *ring) reserve(ctx context.Context, n int64) ([]byte, int64, error) {
 	for {
 		r.mu.Lock()
 		if r.buf == nil {
-			r.buf = ringPool.Get().(*[]byte)
+			r.buf = tarBufs.Get()
 		}
-		size := int64(len(*r.buf))
+		size := int64(len(r.buf))
 		start := r.head
 		if pad := size - start%size; pad < n {
 			start += pad // does not fit before the end: wrap
@@ -85,7 +79,7 @@ func (r *ring) reserve(ctx context.Context, n int64) ([]byte, int64, error) {
 			r.head = start + n
 			r.mu.Unlock()
 			at := start % size
-			return (*r.buf)[at : at+n : at+n], start + n, nil
+			return r.buf[at : at+n : at+n], start + n, nil
 		}
 		r.mu.Unlock()
 		select {

@@ -12,7 +12,7 @@ import (
 // ends.
 func TestRing(t *testing.T) {
 	buf := make([]byte, 10)
-	r := &ring{buf: &buf, freed: make(chan struct{}, 1)}
+	r := &ring{buf: buf, freed: make(chan struct{}, 1)}
 	ctx := context.Background()
 	a, endA, err := r.reserve(ctx, 6)
 	if err != nil || len(a) != 6 || &a[0] != &buf[0] {
@@ -54,7 +54,7 @@ func TestRing(t *testing.T) {
 // ever: nothing was left to release).
 func TestRingEmptyWraps(t *testing.T) {
 	buf := make([]byte, 10)
-	r := &ring{buf: &buf, freed: make(chan struct{}, 1)}
+	r := &ring{buf: buf, freed: make(chan struct{}, 1)}
 	_, end, err := r.reserve(context.Background(), 3)
 	if err != nil {
 		t.Fatal(err)

@@ -53,27 +53,19 @@ func (s *pipeStream) Read(p []byte) (int, error) {
 	return s.pr.Read(p)
 }
 
-// pipeCopyBuffer is the buffer of WriteTo: a writer on the other side of
-// the pipe hands over up to this much per switch between goroutines,
-// where io.Copy's 32 KiB would take eight.
-const pipeCopyBuffer = 256 << 10
-
-var pipeBufPool = sync.Pool{New: func() any {
-	b := make([]byte, pipeCopyBuffer)
-	return &b
-}}
-
-// WriteTo copies the stream to w (io.Copy uses it) with a large pooled
-// buffer; it returns what Read would: nil at the end of the stream, else
-// the producer's or the context's error.
+// WriteTo copies the stream to w (io.Copy uses it) with a large buffer
+// from tarBufs: a writer on the other side of the pipe hands over up to
+// tarBuf bytes per switch between goroutines, where io.Copy's 32 KiB
+// would take eight. It returns what Read would: nil at the end of the
+// stream, else the producer's or the context's error.
 func (s *pipeStream) WriteTo(w io.Writer) (int64, error) {
-	buf := pipeBufPool.Get().(*[]byte)
-	defer pipeBufPool.Put(buf)
+	buf := tarBufs.Get()
+	defer tarBufs.Put(buf)
 	var n int64
 	for {
-		m, err := s.Read(*buf)
+		m, err := s.Read(buf)
 		if m > 0 {
-			k, werr := w.Write((*buf)[:m])
+			k, werr := w.Write(buf[:m])
 			n += int64(k)
 			if werr != nil {
 				return n, werr

@@ -36,7 +36,7 @@ type layer struct {
 
 // layers lists lade's layers from the bottom up.
 var layers = []layer{
-	{"leaves", []unit{{path: "progress"}, {path: "internal/writeback"}, {path: "internal/testutil"}, {path: "registries"}, {path: "soci"}}},
+	{"leaves", []unit{{path: "progress"}, {path: "internal/writeback"}, {path: "internal/offheap"}, {path: "internal/testutil"}, {path: "registries"}, {path: "soci"}}},
 	{"refs", []unit{{path: "cache"}}},
 	{"pipeline", []unit{{path: "blobs"}, {path: "exporter/archive"}, {path: "exporter/exportertest"}}},
 	{"writer, store and outputs", []unit{

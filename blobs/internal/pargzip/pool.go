@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/flate"
-	"github.com/lade-build/lade/blobs/internal/offheap"
+	"github.com/lade-build/lade/internal/offheap"
 )
 
 const (
