@@ -269,7 +269,10 @@ func (d *daemon) build(ctx context.Context, contextDir, logFile string, stages b
 	t.LayersCPU = cpuBetween(samples, t.layersStart, t.layersEnd)
 	t.PeakAnon, t.ExporterRSS = rssPeaks(samples, t.exporterStart, t.exporterEnd)
 	t.Stages = wr.stages
-	return t, nil
+	if logFile != "" {
+		err = writeSeries(strings.TrimSuffix(logFile, ".rawjson")+".rss.tsv", start, samples, t)
+	}
+	return t, err
 }
 
 // progressWatch is what watchProgress saw.

@@ -55,3 +55,25 @@ func rssPeaks(samples []cpuSample, from, to time.Time) (anon, window int64) {
 	}
 	return anon, window
 }
+
+// writeSeries writes the build's samples to path, one line each: seconds
+// since the build's start, the phase ("build", "export" in the exporter's
+// window, "layers" in the "exporting layers" status's), RssAnon and
+// RssFile in KiB, and the daemon's CPU seconds so far. It shows when a
+// peak happens, which the report's maxima do not.
+func writeSeries(path string, start time.Time, samples []cpuSample, t buildTimes) error {
+	var b bytes.Buffer
+	b.WriteString("seconds\tphase\tanon_kib\tfile_kib\tcpu_s\n")
+	within := func(at, from, to time.Time) bool { return !from.IsZero() && !at.Before(from) && !at.After(to) }
+	for _, s := range samples {
+		phase := "build"
+		switch {
+		case within(s.at, t.layersStart, t.layersEnd):
+			phase = "layers"
+		case within(s.at, t.exporterStart, t.exporterEnd):
+			phase = "export"
+		}
+		fmt.Fprintf(&b, "%.3f\t%s\t%d\t%d\t%.3f\n", s.at.Sub(start).Seconds(), phase, s.anon>>10, s.file>>10, s.cpu.Seconds())
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}

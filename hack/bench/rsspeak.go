@@ -30,7 +30,7 @@ import (
 // finding what is resident, not for the report's numbers.
 
 // rssSmapsDir is the --rss-smaps directory, empty when not dumping.
-var rssSmapsDir = flag.String("rss-smaps", "", "write each daemon's memory map (smaps per mapping) and heap profile at its peak RSS to DIR/COMM-PID.txt and .heap.pb.gz, rewritten whenever VmHWM rises (diagnosis only: the profiles disturb the daemons)")
+var rssSmapsDir = flag.String("rss-smaps", "", "write each daemon's memory map (smaps per mapping) and heap profile at its peak RSS to DIR/COMM-PID.txt, .smaps (the raw /proc smaps) and .heap.pb.gz, rewritten whenever VmHWM rises (diagnosis only: the profiles disturb the daemons)")
 
 // peakDumps remembers the last VmHWM dumped per process.
 var peakDumps = struct {
@@ -52,12 +52,11 @@ func notePeak(dir string, pid int, status []byte) error {
 	if !rose {
 		return nil
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return nil // exited
 	}
-	defer f.Close()
-	maps, err := parseSmaps(f)
+	maps, err := parseSmaps(bytes.NewReader(raw))
 	if err != nil {
 		return fmt.Errorf("smaps of %d: %w", pid, err)
 	}
@@ -70,6 +69,9 @@ func notePeak(dir string, pid int, status []byte) error {
 		return fmt.Errorf("--rss-smaps: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--rss-smaps: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, strings.TrimSuffix(name, ".txt")+".smaps"), raw, 0o644); err != nil {
 		return fmt.Errorf("--rss-smaps: %w", err)
 	}
 	if addr := debugAddrOf(pid); addr != "" {
