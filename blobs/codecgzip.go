@@ -194,6 +194,9 @@ func (f *nativeGzip) run(j *gzipJob) {
 		j.out, err = e.block(j.borrowOut(), j.dict, j.in, j.final)
 		f.encs.put(e)
 	}
+	if err == nil {
+		j.settle() // before the slot goes: the next block borrows this buffer
+	}
 	encoding.release()
 	j.err = err
 	j.done <- struct{}{}

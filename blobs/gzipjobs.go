@@ -13,8 +13,7 @@ import (
 const gzipOutCap = gzipBlock + gzipBlock>>4 + 1024
 
 // gzipJob is one native gzip block in flight. Its input buffer, and the
-// output buffer it borrows while its block is encoded and until it is
-// written, are mapped outside the Go heap (offheap): a layer keeps one to
+// output buffer it borrows while its block is encoded, are mapped outside the Go heap (offheap): a layer keeps one to
 // three blocks of about 1 MiB in flight, which on the heap would also
 // raise the garbage collector's heap goal by as much while layers
 // compress.
@@ -30,9 +29,9 @@ type gzipJob struct {
 }
 
 // outBuf is a block's mapped output buffer. A block borrows one only
-// while it is encoded and waits to be written, so the buffers in use
-// number the blocks being encoded (at most GOMAXPROCS, see encoding) and
-// those done and not yet written, not one per layer.
+// while it is encoded (see settle), so the buffers in use number the
+// blocks being encoded (at most GOMAXPROCS, see encoding), not one per
+// layer.
 type outBuf struct {
 	b       []byte
 	cleanup runtime.Cleanup // unmaps the buffer of a job dropped while borrowing it
@@ -90,6 +89,23 @@ func (j *gzipJob) borrowOut() []byte {
 	return b[:0]
 }
 
+// settle moves an encoded block into the block's own input buffer, which
+// the encoder is done with (the next block's dictionary was copied at
+// submit), and gives the output buffer back at once: output buffers are
+// then held only while blocks are encoded, at most GOMAXPROCS of them, not
+// also while encoded blocks wait to be written in order. The copy is of
+// the compressed bytes, a fraction of a percent of the encoding's CPU. A
+// block larger than its input keeps its output buffer.
+func (j *gzipJob) settle() {
+	if j.ob == nil || len(j.out) > cap(j.in) {
+		return
+	}
+	j.in = append(j.in[:0], j.out...)
+	j.out = j.in
+	putOut(j.ob)
+	j.ob = nil
+}
+
 // releaseGzipJob keeps j and its output buffer for other blocks, or
 // unmaps them when enough are idle. Nothing may use j afterwards.
 func releaseGzipJob(j *gzipJob) {
@@ -100,15 +116,25 @@ func releaseGzipJob(j *gzipJob) {
 	if keepJob {
 		gzipJobs.idle = append(gzipJobs.idle, j)
 	}
-	keepOut := ob != nil && len(gzipJobs.outs) < maxIdleGzipJobs()
-	if keepOut {
-		gzipJobs.outs = append(gzipJobs.outs, ob)
-	}
 	gzipJobs.mu.Unlock()
 	if !keepJob {
 		j.free()
 	}
-	if ob != nil && !keepOut {
+	if ob != nil {
+		putOut(ob)
+	}
+}
+
+// putOut keeps an output buffer for other blocks, or unmaps it when
+// enough are idle.
+func putOut(ob *outBuf) {
+	gzipJobs.mu.Lock()
+	keep := len(gzipJobs.outs) < maxIdleGzipJobs()
+	if keep {
+		gzipJobs.outs = append(gzipJobs.outs, ob)
+	}
+	gzipJobs.mu.Unlock()
+	if !keep {
 		ob.free()
 	}
 }

@@ -123,6 +123,58 @@ func TestOutputBuffersBorrowed(t *testing.T) {
 	}
 }
 
+// TestOutputBuffersSettle: an encoded block gives its output buffer back
+// before it is written, so streams whose encoded blocks wait to be written
+// hold no output buffer, and no more are mapped than blocks can be encoded
+// at once (GOMAXPROCS); the bytes are those of one stream alone.
+func TestOutputBuffersSettle(t *testing.T) {
+	trimIdleGzipJobs()
+	data := mixedData(4*gzipBlock, 17)
+	level := 6
+	var bufs [3]bytes.Buffer
+	var ws []io.WriteCloser
+	for i := range bufs {
+		zw, err := Compression{Type: Gzip, Level: &level}.NewWriter(&bufs[i], 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw.(*tracked).WriteCloser.(*nativeGzipWriter).decide = func() int { return 2 }
+		if _, err := zw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, zw)
+	}
+	for _, zw := range ws {
+		z := zw.(*tracked).WriteCloser.(*nativeGzipWriter)
+		for _, j := range z.fifo {
+			<-j.done
+			j.done <- struct{}{}
+			if j.ob != nil {
+				t.Errorf("an encoded block waiting to be written holds an output buffer")
+			}
+		}
+	}
+	gzipJobs.mu.Lock()
+	mapped := gzipJobs.mapped
+	gzipJobs.mu.Unlock()
+	if mapped > runtime.GOMAXPROCS(0) {
+		t.Errorf("%d output buffers mapped by 3 streams, want at most GOMAXPROCS (%d)", mapped, runtime.GOMAXPROCS(0))
+	}
+	for _, zw := range ws {
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range bufs {
+		if !bytes.Equal(bufs[i].Bytes(), bufs[0].Bytes()) {
+			t.Errorf("stream %d's bytes differ from stream 0's", i)
+		}
+	}
+	if got := gunzip(t, bufs[0].Bytes()); !bytes.Equal(got, data) {
+		t.Error("read back wrong")
+	}
+}
+
 // TestStoredMemberIsLibdeflates: a block that looks incompressible is
 // written stored, straight from its input, in the bytes libdeflate's level
 // 0 makes of it (the bytes lade wrote when libdeflate stored such blocks),
