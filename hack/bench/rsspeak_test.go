@@ -91,8 +91,8 @@ func TestWritePeak(t *testing.T) {
 	}
 }
 
-// TestNotePeak dumps this process's map once, and again only when its
-// VmHWM rises.
+// TestNotePeak dumps this process's map (the report and the raw smaps)
+// once, and again only when its VmHWM rises.
 func TestNotePeak(t *testing.T) {
 	dir := t.TempDir()
 	pid := os.Getpid()
@@ -108,7 +108,12 @@ func TestNotePeak(t *testing.T) {
 	if !strings.Contains(string(b), "VmHWM:\t  1000 kB") || !strings.Contains(string(b), "[anon]") {
 		t.Errorf("dump:\n%s", b)
 	}
+	raw, _ := filepath.Glob(filepath.Join(dir, "*-*.smaps"))
+	if len(raw) != 1 {
+		t.Fatalf("raw smaps %v, want one", raw)
+	}
 	os.Remove(files[0])
+	os.Remove(raw[0])
 	if err := notePeak(dir, pid, status); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +123,7 @@ func TestNotePeak(t *testing.T) {
 	if err := notePeak(dir, pid, []byte("VmHWM:\t  1001 kB\n")); err != nil {
 		t.Fatal(err)
 	}
-	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 1 {
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 2 {
 		t.Errorf("no dump after a rise: %v", files)
 	}
 }
