@@ -54,16 +54,41 @@ var gzipJobs struct {
 // and the blocks waiting to be written.
 func maxIdleGzipJobs() int { return 2*runtime.GOMAXPROCS(0) + 2 }
 
+// takeIdle pops the last of idle, under gzipJobs.mu; ok is false when
+// there is none. count, when not nil, is raised by one when there is none
+// (the caller maps a new one).
+func takeIdle[T any](idle *[]T, count *int) (v T, ok bool) {
+	gzipJobs.mu.Lock()
+	defer gzipJobs.mu.Unlock()
+	n := len(*idle)
+	if n == 0 {
+		if count != nil {
+			*count++
+		}
+		return v, false
+	}
+	v = (*idle)[n-1]
+	*idle = (*idle)[:n-1]
+	return v, true
+}
+
+// keepIdle appends v to idle, under gzipJobs.mu, unless maxIdleGzipJobs
+// are there already; the caller frees what is not kept.
+func keepIdle[T any](idle *[]T, v T) bool {
+	gzipJobs.mu.Lock()
+	defer gzipJobs.mu.Unlock()
+	if len(*idle) >= maxIdleGzipJobs() {
+		return false
+	}
+	*idle = append(*idle, v)
+	return true
+}
+
 // newGzipJob returns an empty job, reused or newly mapped.
 func newGzipJob() *gzipJob {
-	gzipJobs.mu.Lock()
-	if n := len(gzipJobs.idle); n > 0 {
-		j := gzipJobs.idle[n-1]
-		gzipJobs.idle = gzipJobs.idle[:n-1]
-		gzipJobs.mu.Unlock()
+	if j, ok := takeIdle(&gzipJobs.idle, nil); ok {
 		return j
 	}
-	gzipJobs.mu.Unlock()
 	in := offheap.Alloc(gzipBlock)
 	j := &gzipJob{in: in[:0], done: make(chan struct{}, 1)}
 	// A writer dropped without Close leaves its jobs to the collector:
@@ -74,15 +99,10 @@ func newGzipJob() *gzipJob {
 
 // borrowOut gives j an output buffer, reused or newly mapped.
 func (j *gzipJob) borrowOut() []byte {
-	gzipJobs.mu.Lock()
-	if n := len(gzipJobs.outs); n > 0 {
-		j.ob = gzipJobs.outs[n-1]
-		gzipJobs.outs = gzipJobs.outs[:n-1]
-		gzipJobs.mu.Unlock()
-		return j.ob.b[:0]
+	if ob, ok := takeIdle(&gzipJobs.outs, &gzipJobs.mapped); ok {
+		j.ob = ob
+		return ob.b[:0]
 	}
-	gzipJobs.mapped++
-	gzipJobs.mu.Unlock()
 	b := offheap.Alloc(gzipOutCap)
 	j.ob = &outBuf{b: b}
 	j.ob.cleanup = runtime.AddCleanup(j.ob, offheap.Free, b)
@@ -111,13 +131,7 @@ func (j *gzipJob) settle() {
 func releaseGzipJob(j *gzipJob) {
 	ob := j.ob
 	j.in, j.dict, j.out, j.ob, j.final, j.stored, j.err = j.in[:0], j.dict[:0], nil, nil, false, false, nil
-	gzipJobs.mu.Lock()
-	keepJob := len(gzipJobs.idle) < maxIdleGzipJobs()
-	if keepJob {
-		gzipJobs.idle = append(gzipJobs.idle, j)
-	}
-	gzipJobs.mu.Unlock()
-	if !keepJob {
+	if !keepIdle(&gzipJobs.idle, j) {
 		j.free()
 	}
 	if ob != nil {
@@ -128,13 +142,7 @@ func releaseGzipJob(j *gzipJob) {
 // putOut keeps an output buffer for other blocks, or unmaps it when
 // enough are idle.
 func putOut(ob *outBuf) {
-	gzipJobs.mu.Lock()
-	keep := len(gzipJobs.outs) < maxIdleGzipJobs()
-	if keep {
-		gzipJobs.outs = append(gzipJobs.outs, ob)
-	}
-	gzipJobs.mu.Unlock()
-	if !keep {
+	if !keepIdle(&gzipJobs.outs, ob) {
 		ob.free()
 	}
 }
