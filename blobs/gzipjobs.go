@@ -13,10 +13,10 @@ import (
 const gzipOutCap = gzipBlock + gzipBlock>>4 + 1024
 
 // gzipJob is one native gzip block in flight. Its input buffer, and the
-// output buffer it borrows while its block is encoded, are mapped outside the Go heap (offheap): a layer keeps one to
-// three blocks of about 1 MiB in flight, which on the heap would also
-// raise the garbage collector's heap goal by as much while layers
-// compress.
+// output buffer it borrows while its block is encoded, are mapped outside
+// the Go heap (offheap): a layer keeps one to three blocks of about 1 MiB
+// in flight, which on the heap would also raise the garbage collector's
+// heap goal by as much while layers compress.
 type gzipJob struct {
 	in, dict, out []byte
 	ob            *outBuf // borrowed from run until release; out may be longer than its buffer

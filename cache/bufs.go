@@ -44,6 +44,9 @@ func (b *blockWriter) Write(p []byte) (int, error) {
 		var n int
 		if b.n == 0 {
 			n, b.err = b.w.Write(p)
+			if b.err == nil && n < len(p) {
+				b.err = io.ErrShortWrite // a writer that breaks io.Writer's contract
+			}
 		} else {
 			n = copy(b.buf[b.n:], p)
 			b.n += n

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -11,11 +12,15 @@ type countingWriter struct {
 	bytes.Buffer
 	writes []int
 	fail   error
+	short  bool // accept half of each write without an error
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.fail != nil {
 		return 0, c.fail
+	}
+	if c.short {
+		p = p[:len(p)/2]
 	}
 	c.writes = append(c.writes, len(p))
 	return c.Buffer.Write(p)
@@ -68,5 +73,28 @@ func TestBlockWriter(t *testing.T) {
 	}
 	if err := bw.Flush(); !errors.Is(err, boom) {
 		t.Errorf("Flush after a failure: %v, want %v", err, boom)
+	}
+}
+
+// TestBlockWriterShortWrite: a writer that takes less than it is given
+// without an error makes the block writer fail with io.ErrShortWrite,
+// whether the write went straight through or from the buffer, rather than
+// loop or lose bytes silently.
+func TestBlockWriterShortWrite(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		dst := countingWriter{short: true}
+		bw := newBlockWriter(&dst)
+		var err error
+		if direct {
+			_, err = bw.Write(make([]byte, tarBuf+1))
+		} else {
+			if _, err = bw.Write(make([]byte, 10)); err == nil {
+				err = bw.Flush()
+			}
+		}
+		bw.release()
+		if !errors.Is(err, io.ErrShortWrite) {
+			t.Errorf("direct=%v: %v, want io.ErrShortWrite", direct, err)
+		}
 	}
 }
